@@ -1,0 +1,45 @@
+# Two entry points for a fresh clone with only python3 and make: `make run` and `make test`.
+# Everything is installed in one pip resolver pass against constraints.txt (the lock file),
+# because aiobotocore pins botocore narrowly and piecemeal installs resolve badly.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+
+.PHONY: run test lint unit lock clean
+.DEFAULT_GOAL := run
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Stamp files so a second `make` does not reinstall; they depend on what they install from.
+$(VENV)/.run-installed: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) install -c constraints.txt -e .
+	touch $@
+
+$(VENV)/.test-installed: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) install -c constraints.txt -e '.[test]'
+	touch $@ $(VENV)/.run-installed
+
+run: $(VENV)/.run-installed
+	$(BIN)/firehose-loadgen run $(ARGS)
+
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check producer tests deploy
+	$(BIN)/ruff format --check producer tests deploy
+	$(BIN)/mypy
+
+unit: $(VENV)/.test-installed
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint unit
+
+# Regenerate the lock file from a clean resolve of everything (run and test extras).
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip -q install '.[test]'
+	.lock-venv/bin/python -m pip freeze --exclude firehose-loadgen | sort -f > constraints.txt
+	rm -rf .lock-venv
+
+clean:
+	rm -rf $(VENV) loadgen-output .mypy_cache .ruff_cache .pytest_cache
