@@ -1,0 +1,5 @@
+"""The embedded local Firehose: a real HTTP endpoint on 127.0.0.1 speaking the Firehose API."""
+
+from producer.local.server import LocalFirehose
+
+__all__ = ["LocalFirehose"]
