@@ -1,0 +1,255 @@
+"""Composition root of a run: builds the parts, owns start-up and shutdown order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import orjson
+
+from producer import pipeline
+from producer.config import RunConfig, TargetKind
+from producer.console import LiveView, print_summary
+from producer.encoding import encode_json_line
+from producer.errors import (
+    EXIT_DEAD_LETTERED,
+    EXIT_OK,
+    EXIT_STREAM_UNUSABLE,
+    StreamUnusable,
+    UsageError,
+)
+from producer.events import EventGenerator, build_generator
+from producer.firehose import ApiError, ClientSettings, FirehoseClient, TransportError, open_client
+from producer.local import LocalFirehose
+from producer.local.server import LocalOptions
+from producer.retry import Decision, classify_request_error
+from producer.schedule import Pacer, scaled
+from producer.sender import StreamChannel
+from producer.spool import Spool
+from producer.stats import StreamStats
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    summary: dict[str, Any]
+    exit_code: int
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+
+
+async def prepare_streams(client: FirehoseClient, streams: Sequence[str], create: bool, where: str) -> None:
+    """Create the streams (local target) or check they exist and can be described."""
+    for name in streams:
+        try:
+            if create:
+                with contextlib.suppress(ApiError):  # already there: ResourceInUseException
+                    await client.create(**pipeline.stream_request(name))
+            await client.describe(name)
+        except TransportError as exc:
+            raise UsageError(
+                f"cannot reach the Firehose endpoint at {where} ({exc.code}); check --endpoint-url, "
+                "or start one with `firehose-loadgen local serve`"
+            ) from None
+        except ApiError as exc:
+            if exc.code == "ResourceNotFoundException":
+                raise UsageError(
+                    f"delivery stream {name!r} does not exist at {where}; create it "
+                    "(see the README's Deploy section) or name existing ones with --stream"
+                ) from None
+            if classify_request_error(exc.code, exc.http_status) is Decision.GIVE_UP:
+                raise StreamUnusable(
+                    f"delivery stream {name!r} cannot be used: {exc.code}: {exc.message}"
+                ) from None
+            raise UsageError(f"describing {name!r} at {where} failed: {exc.code}: {exc.message}") from None
+
+
+class _Signals:
+    """First SIGINT/SIGTERM: stop generating and shut down gracefully. Second SIGINT: abort."""
+
+    def __init__(self) -> None:
+        self.stop = asyncio.Event()
+        self.abort = asyncio.Event()
+        self._installed: list[signal.Signals] = []
+
+    def install(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self._on_signal, sig)
+                self._installed.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass  # not the main thread (tests) or no signal support
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if self.stop.is_set() and sig == signal.SIGINT:
+            self.abort.set()
+        self.stop.set()
+
+    def remove(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in self._installed:
+            loop.remove_signal_handler(sig)
+
+
+@dataclass(slots=True)
+class _Progress:
+    events: int = 0
+
+
+async def _generate(
+    config: RunConfig,
+    generator: EventGenerator,
+    channels: list[StreamChannel],
+    stop: asyncio.Event,
+    progress: _Progress,
+) -> None:
+    pacer = Pacer(scaled(config.profile.rate_shape, config.rate / config.profile.rate), config.duration_s)
+    async for due in pacer.ticks(stop):
+        now = time.time()
+        for _ in range(due):
+            data = encode_json_line(generator.next_event(now))
+            progress.events += 1
+            for channel in channels:
+                wait = channel.offer(data)
+                if wait is not None:
+                    await wait  # backpressure: the stream is full (--on-full block)
+        if not any(c.usable for c in channels):
+            break
+
+
+async def run_load(config: RunConfig, out: TextIO = sys.stdout) -> RunResult:
+    run_id = new_run_id()
+    signals = _Signals()
+    signals.install()
+    try:
+        return await _run(config, run_id, signals, out)
+    finally:
+        signals.remove()
+
+
+async def _run(config: RunConfig, run_id: str, signals: _Signals, out: TextIO) -> RunResult:
+    target = config.target
+    dead_letter = config.dead_letter or config.output_dir / "dead-letter" / f"{run_id}.jsonl"
+    spool = Spool(dead_letter)
+    stats = [StreamStats(name) for name in config.streams]
+    started = time.monotonic()
+    progress = _Progress()
+    async with AsyncExitStack() as stack:
+        endpoint = target.endpoint_url
+        if target.kind is TargetKind.LOCAL:
+            local = await stack.enter_async_context(
+                LocalFirehose(LocalOptions(output_dir=config.output_dir, region=target.region))
+            )
+            endpoint = local.url
+        client = await stack.enter_async_context(
+            open_client(
+                ClientSettings(
+                    region=target.region,
+                    endpoint_url=endpoint,
+                    allow_local_credentials=target.kind is not TargetKind.AWS,
+                )
+            )
+        )
+        await prepare_streams(
+            client,
+            config.streams,
+            create=target.kind is TargetKind.LOCAL,
+            where=endpoint or f"AWS {target.region}",
+        )
+        generator = build_generator(config.profile.mix, config.seed)
+        rng = random.Random(config.seed)
+        channels = [
+            StreamChannel(
+                s.name,
+                client,
+                config.retry,
+                spool,
+                s,
+                config.channel,
+                random.Random(rng.getrandbits(64)),
+            )
+            for s in stats
+        ]
+        for channel in channels:
+            channel.start()
+        live = LiveView(stats, config.rate, out=out, interval_s=config.live_interval_s)
+        live_task = None if config.quiet else asyncio.create_task(live.run())
+        gen_task = asyncio.create_task(_generate(config, generator, channels, signals.stop, progress))
+        if not await _first(gen_task, signals.stop):
+            gen_task.cancel()  # a signal: generation may be blocked on a full stream
+        with contextlib.suppress(asyncio.CancelledError):
+            await gen_task
+        closing = asyncio.ensure_future(asyncio.gather(*(c.close(config.shutdown_grace_s) for c in channels)))
+        if not await _first(closing, signals.abort):
+            await asyncio.gather(*(c.abort() for c in channels))
+        await closing
+        if live_task is not None:
+            live_task.cancel()
+            live.finish()
+        spool.close()
+    # The exit stack has stopped the local Firehose, which delivered everything it buffered.
+    summary = _summary(config, run_id, progress.events, time.monotonic() - started, stats, spool)
+    _write_summary(config, run_id, summary)
+    print_summary(summary, out)
+    return RunResult(summary, _exit_code(stats))
+
+
+async def _first(task: asyncio.Future[Any], event: asyncio.Event) -> bool:
+    """Wait for ``task`` or ``event``; True when the task finished first."""
+    waiter = asyncio.create_task(event.wait())
+    try:
+        await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+    return task.done()
+
+
+def _exit_code(stats: list[StreamStats]) -> int:
+    if stats and all(s.stopped_reason for s in stats):
+        return EXIT_STREAM_UNUSABLE
+    if any(s.dead_lettered for s in stats):
+        return EXIT_DEAD_LETTERED
+    return EXIT_OK
+
+
+def _summary(
+    config: RunConfig,
+    run_id: str,
+    generated: int,
+    duration_s: float,
+    stats: list[StreamStats],
+    spool: Spool,
+) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "profile": config.profile.name,
+        "target": config.target.describe(),
+        "rate": config.rate,
+        "duration_s": round(duration_s, 3),
+        "events_generated": generated,
+        "streams": {s.name: s.summary() for s in stats},
+        "output_dir": str(config.output_dir) if config.target.kind is TargetKind.LOCAL else None,
+        "dead_letter_path": str(spool.path) if spool.count else None,
+    }
+
+
+def _write_summary(config: RunConfig, run_id: str, summary: dict[str, Any]) -> None:
+    body = orjson.dumps(summary, option=orjson.OPT_INDENT_2)
+    paths = [config.output_dir / "runs" / f"{run_id}.json"]
+    if config.summary_json is not None:
+        paths.append(config.summary_json)
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_bytes(body + b"\n")

@@ -1,0 +1,235 @@
+"""Command line: turns options into settings and calls the app. No pipeline logic here."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from typer.exceptions import TyperException
+
+from producer import __version__, pipeline
+from producer.config import RunConfig, Target, TargetKind
+from producer.durations import parse_duration
+from producer.errors import LoadgenError, UsageError
+from producer.profiles import resolve_profile
+from producer.retry import RetryPolicy
+from producer.sender import ChannelSettings
+
+app = typer.Typer(
+    name="firehose-loadgen",
+    help="Realistic load for Amazon Data Firehose, with an embedded local Firehose.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+class TargetChoice(StrEnum):
+    local = "local"
+    aws = "aws"
+
+
+class OnFull(StrEnum):
+    block = "block"
+    drop = "drop"
+
+
+def _duration(option: str, text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(f"{option}: {exc}") from None
+
+
+def _target(target: TargetChoice, endpoint_url: str | None, region: str | None) -> Target:
+    if endpoint_url:
+        if not endpoint_url.startswith(("http://", "https://")):
+            raise UsageError(f"--endpoint-url {endpoint_url!r} must start with http:// or https://")
+        return Target(TargetKind.ENDPOINT, region or "us-east-1", endpoint_url.rstrip("/"))
+    if target is TargetChoice.aws:
+        if not region:
+            raise UsageError("--target aws needs a region: pass --region or set AWS_REGION")
+        return Target(TargetKind.AWS, region)
+    return Target(TargetKind.LOCAL, region or "us-east-1")
+
+
+@app.command()
+def run(
+    profile: Annotated[
+        str,
+        typer.Option(help="Shipped profile name or a profile .yaml file.", envvar="LOADGEN_PROFILE"),
+    ] = "mixed",
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            help="Events per second (every event goes to every stream); scales the profile's shape.",
+            envvar="LOADGEN_RATE",
+        ),
+    ] = None,
+    duration: Annotated[
+        str | None,
+        typer.Option(help="How long to generate: 30s, 10m, 1h.", envvar="LOADGEN_DURATION"),
+    ] = None,
+    stream: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Delivery stream to send every event to; repeat for several. "
+            "Default: the reference pipeline's two streams.",
+            envvar="LOADGEN_STREAM",
+        ),
+    ] = None,
+    target: Annotated[
+        TargetChoice,
+        typer.Option(
+            help="local: start the embedded local Firehose. aws: real AWS (credentials and region "
+            "from the standard AWS chain).",
+            envvar="LOADGEN_TARGET",
+        ),
+    ] = TargetChoice.local,
+    endpoint_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Any Firehose-compatible endpoint; the local one is not started.",
+            envvar=["LOADGEN_ENDPOINT_URL", "AWS_ENDPOINT_URL_FIREHOSE", "AWS_ENDPOINT_URL"],
+        ),
+    ] = None,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            help="AWS region (default us-east-1 for local and endpoint targets).",
+            envvar=["LOADGEN_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"],
+        ),
+    ] = None,
+    output_dir: Annotated[
+        Path,
+        typer.Option(
+            help="Where the local Firehose delivers, and where run summaries and spools go.",
+            envvar="LOADGEN_OUTPUT_DIR",
+        ),
+    ] = Path("loadgen-output"),
+    dead_letter: Annotated[
+        Path | None,
+        typer.Option(
+            help="Dead-letter spool (JSONL). Default: OUTPUT_DIR/dead-letter/RUN_ID.jsonl.",
+            envvar="LOADGEN_DEAD_LETTER",
+        ),
+    ] = None,
+    summary_json: Annotated[
+        Path | None,
+        typer.Option(help="Also write the run summary here.", envvar="LOADGEN_SUMMARY_JSON"),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Seed for a reproducible event sequence.", envvar="LOADGEN_SEED"),
+    ] = None,
+    linger: Annotated[
+        str,
+        typer.Option(help="Longest wait before a partial batch is sent.", envvar="LOADGEN_LINGER"),
+    ] = "200ms",
+    max_in_flight: Annotated[
+        int,
+        typer.Option(help="Concurrent PutRecordBatch calls per stream.", envvar="LOADGEN_MAX_IN_FLIGHT"),
+    ] = 8,
+    max_held: Annotated[
+        int,
+        typer.Option(
+            help="Records a stream may hold unsent before backpressure applies.",
+            envvar="LOADGEN_MAX_HELD",
+        ),
+    ] = 50_000,
+    on_full: Annotated[
+        OnFull,
+        typer.Option(
+            help="When a stream cannot keep up: block (generation slows) or drop (spooled as Dropped).",
+            envvar="LOADGEN_ON_FULL",
+        ),
+    ] = OnFull.block,
+    max_attempts: Annotated[
+        int,
+        typer.Option(help="Attempts per record before it is spooled.", envvar="LOADGEN_MAX_ATTEMPTS"),
+    ] = 10,
+    record_ttl: Annotated[
+        str,
+        typer.Option(help="Age after which a record is no longer retried.", envvar="LOADGEN_RECORD_TTL"),
+    ] = "2m",
+    shutdown_grace: Annotated[
+        str,
+        typer.Option(
+            help="On stop, how long in-flight sends and retries may finish before the rest is spooled.",
+            envvar="LOADGEN_SHUTDOWN_GRACE",
+        ),
+    ] = "10s",
+    quiet: Annotated[
+        bool, typer.Option("--quiet", help="No live line; summary only.", envvar="LOADGEN_QUIET")
+    ] = False,
+) -> None:
+    """Generate a load profile and send every event to every stream."""
+    loaded = resolve_profile(profile)
+    if rate is not None and not rate > 0:
+        raise UsageError(f"--rate must be a number of events per second > 0, got {rate:g}")
+    duration_s = _duration("--duration", duration)
+    if duration_s is not None and duration_s <= 0:
+        raise UsageError("--duration must be longer than 0s")
+    for name, value, low in (
+        ("--max-in-flight", max_in_flight, 1),
+        ("--max-held", max_held, 1),
+        ("--max-attempts", max_attempts, 1),
+    ):
+        if value < low:
+            raise UsageError(f"{name} must be at least {low}, got {value}")
+    config = RunConfig(
+        profile=loaded,
+        rate=rate if rate is not None else loaded.rate,
+        duration_s=duration_s if duration_s is not None else loaded.duration_s,
+        streams=tuple(stream) if stream else pipeline.DEFAULT_STREAMS,
+        target=_target(target, endpoint_url, region),
+        output_dir=output_dir,
+        dead_letter=dead_letter,
+        summary_json=summary_json,
+        seed=seed,
+        channel=ChannelSettings(
+            linger_s=_duration("--linger", linger) or 0.0,
+            max_in_flight=max_in_flight,
+            max_held_records=max_held,
+            on_full=on_full.value,
+        ),
+        retry=RetryPolicy(
+            max_attempts=max_attempts, record_ttl_s=_duration("--record-ttl", record_ttl) or 0.0
+        ),
+        shutdown_grace_s=_duration("--shutdown-grace", shutdown_grace) or 0.0,
+        live_interval_s=1.0,
+        quiet=quiet,
+    )
+    from producer.app import run_load
+    from producer.loop import run_async
+
+    result = run_async(run_load(config))
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    """Console entry point: one clear line and exit code 2 for bad usage, never a traceback."""
+    try:
+        code = app(standalone_mode=False)
+    except TyperException as exc:  # bad flags and values, as Typer reports them
+        print(f"error: {exc.format_message()} (see --help)", file=sys.stderr)
+        sys.exit(2)
+    except LoadgenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,47 @@
+"""Frozen run settings, built once from the command line and passed explicitly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from producer.profiles import Profile
+from producer.retry import RetryPolicy
+from producer.sender import ChannelSettings
+
+
+class TargetKind(StrEnum):
+    LOCAL = "local"  # start the embedded local Firehose and create the streams on it
+    ENDPOINT = "endpoint"  # any Firehose-compatible endpoint URL; streams must exist
+    AWS = "aws"  # real AWS through the standard credential chain; streams must exist
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    kind: TargetKind
+    region: str
+    endpoint_url: str | None = None
+
+    def describe(self) -> str:
+        if self.kind is TargetKind.AWS:
+            return f"AWS {self.region}"
+        return f"{self.kind.value} {self.endpoint_url or ''}".strip()
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    profile: Profile
+    rate: float
+    duration_s: float
+    streams: tuple[str, ...]
+    target: Target
+    output_dir: Path
+    dead_letter: Path | None
+    summary_json: Path | None
+    seed: int | None
+    channel: ChannelSettings
+    retry: RetryPolicy
+    shutdown_grace_s: float
+    live_interval_s: float
+    quiet: bool

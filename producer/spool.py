@@ -1,0 +1,93 @@
+"""The dead-letter spool: a JSON line per record given up on, with the reason; and reading it."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import orjson
+
+from producer.batching import Record
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolEntry:
+    stream: str
+    reason: str
+    error_code: str
+    message: str
+    attempts: int
+    first_attempt_at: float
+    last_attempt_at: float
+    data: bytes
+
+
+class Spool:
+    """Appends records to a JSONL file, opened on first use so clean runs leave no file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: IO[bytes] | None = None
+        self.count = 0
+
+    def write(
+        self,
+        stream: str,
+        records: list[Record],
+        reason: str,
+        error_code: str = "",
+        message: str = "",
+    ) -> None:
+        if not records:
+            return
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self.path.open("ab")
+        lines = [
+            orjson.dumps(
+                {
+                    "stream": stream,
+                    "reason": reason,
+                    "error_code": error_code or reason,
+                    "message": message,
+                    "attempts": r.attempts,
+                    "first_attempt_at": r.first_attempt_at or None,
+                    "last_attempt_at": r.last_attempt_at or None,
+                    "data": base64.b64encode(r.data).decode("ascii"),
+                }
+            )
+            + b"\n"
+            for r in records
+        ]
+        self._file.write(b"".join(lines))
+        self._file.flush()
+        self.count += len(records)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def read_spool(path: Path) -> Iterator[SpoolEntry]:
+    with path.open("rb") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                item = orjson.loads(line)
+                yield SpoolEntry(
+                    stream=item["stream"],
+                    reason=item["reason"],
+                    error_code=item.get("error_code", ""),
+                    message=item.get("message", ""),
+                    attempts=int(item.get("attempts", 0)),
+                    first_attempt_at=float(item.get("first_attempt_at") or 0.0),
+                    last_attempt_at=float(item.get("last_attempt_at") or 0.0),
+                    data=base64.b64decode(item["data"]),
+                )
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                raise ValueError(f"{path}:{number}: not a dead-letter entry ({exc})") from None
