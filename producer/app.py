@@ -20,7 +20,6 @@ import orjson
 from producer import pipeline
 from producer.config import RunConfig, TargetKind
 from producer.console import LiveView, print_summary
-from producer.encoding import encode_json_line
 from producer.errors import (
     EXIT_DEAD_LETTERED,
     EXIT_OK,
@@ -28,12 +27,12 @@ from producer.errors import (
     StreamUnusable,
     UsageError,
 )
-from producer.events import EventGenerator, build_generator
+from producer.events import build_generator
 from producer.firehose import ApiError, ClientSettings, FirehoseClient, TransportError, open_client
+from producer.generation import Progress, generate
 from producer.local import LocalFirehose
 from producer.local.server import LocalOptions
 from producer.retry import Decision, classify_request_error
-from producer.schedule import Pacer, scaled
 from producer.sender import StreamChannel
 from producer.spool import Spool
 from producer.stats import StreamStats
@@ -103,32 +102,6 @@ class _Signals:
             loop.remove_signal_handler(sig)
 
 
-@dataclass(slots=True)
-class _Progress:
-    events: int = 0
-
-
-async def _generate(
-    config: RunConfig,
-    generator: EventGenerator,
-    channels: list[StreamChannel],
-    stop: asyncio.Event,
-    progress: _Progress,
-) -> None:
-    pacer = Pacer(scaled(config.profile.rate_shape, config.rate / config.profile.rate), config.duration_s)
-    async for due in pacer.ticks(stop):
-        now = time.time()
-        for _ in range(due):
-            data = encode_json_line(generator.next_event(now))
-            progress.events += 1
-            for channel in channels:
-                wait = channel.offer(data)
-                if wait is not None:
-                    await wait  # backpressure: the stream is full (--on-full block)
-        if not any(c.usable for c in channels):
-            break
-
-
 async def run_load(config: RunConfig, out: TextIO = sys.stdout) -> RunResult:
     run_id = new_run_id()
     signals = _Signals()
@@ -145,7 +118,7 @@ async def _run(config: RunConfig, run_id: str, signals: _Signals, out: TextIO) -
     spool = Spool(dead_letter)
     stats = [StreamStats(name) for name in config.streams]
     started = time.monotonic()
-    progress = _Progress()
+    progress = Progress()
     async with AsyncExitStack() as stack:
         endpoint = target.endpoint_url
         if target.kind is TargetKind.LOCAL:
@@ -186,7 +159,7 @@ async def _run(config: RunConfig, run_id: str, signals: _Signals, out: TextIO) -
             channel.start()
         live = LiveView(stats, config.rate, out=out, interval_s=config.live_interval_s)
         live_task = None if config.quiet else asyncio.create_task(live.run())
-        gen_task = asyncio.create_task(_generate(config, generator, channels, signals.stop, progress))
+        gen_task = asyncio.create_task(generate(config, generator, channels, signals.stop, progress))
         if not await _first(gen_task, signals.stop):
             gen_task.cancel()  # a signal: generation may be blocked on a full stream
         with contextlib.suppress(asyncio.CancelledError):

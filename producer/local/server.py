@@ -7,13 +7,14 @@ https://docs.aws.amazon.com/firehose/latest/APIReference/CommonErrors.html
 
 from __future__ import annotations
 
+import asyncio
 import binascii
 import logging
 import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,11 @@ from aiohttp import web
 from producer import limits
 from producer.local import errors
 from producer.local.delivery import DeliveryLog, ObjectWriter, StreamDelivery
+from producer.local.faults import FaultInjector, FaultSettings
 from producer.local.streams import ACCOUNT_ID, LocalStream, stream_from_request, validate_name
 
 TARGET_PREFIX = "Firehose_20150804."
+DATA_PLANE = frozenset({"PutRecord", "PutRecordBatch"})
 CONTENT_TYPE = "application/x-amz-json-1.1"
 # Bodies are accepted up to well past the 4 MiB data limit (base64 adds a third), so that an
 # oversized call gets the service's own error rather than an HTTP 413.
@@ -41,6 +44,11 @@ class LocalOptions:
     host: str = "127.0.0.1"
     port: int = 0
     region: str = "us-east-1"
+    faults: FaultSettings = field(default_factory=FaultSettings)
+
+
+class _Dropped(Exception):
+    """The connection was closed on purpose (fault injection)."""
 
 
 class LocalFirehose:
@@ -55,6 +63,8 @@ class LocalFirehose:
         self._runner: web.AppRunner | None = None
         self.url = ""
         self.records_accepted: dict[str, int] = {}
+        self.faults = FaultInjector()
+        self.faults.set(options.faults)
         self._ops: dict[str, Handler] = {
             "CreateDeliveryStream": self._create,
             "DescribeDeliveryStream": self._describe,
@@ -97,11 +107,12 @@ class LocalFirehose:
             target = request.headers.get("X-Amz-Target", "")
             if not target.startswith(TARGET_PREFIX):
                 raise errors.UnknownOperation(f"Operation {target!r} is not a Firehose operation.")
-            handler = self._ops.get(target.removeprefix(TARGET_PREFIX))
+            operation = target.removeprefix(TARGET_PREFIX)
+            handler = self._ops.get(operation)
             if handler is None:
-                raise errors.UnknownOperation(
-                    f"Operation {target.removeprefix(TARGET_PREFIX)!r} is not supported."
-                )
+                raise errors.UnknownOperation(f"Operation {operation!r} is not supported.")
+            if operation in DATA_PLANE:
+                await self._inject_call_faults(request)
             try:
                 payload = orjson.loads(await request.read())
             except orjson.JSONDecodeError as exc:
@@ -112,12 +123,36 @@ class LocalFirehose:
             status, body = 200, result
         except errors.FirehoseApiError as exc:
             status, body = exc.status, exc.body()
+        except _Dropped:
+            return web.Response(status=500)  # never reaches the client: the socket is closed
         headers = {"x-amzn-RequestId": request_id}
         if status != 200:
             headers["x-amzn-ErrorType"] = str(body["__type"])
         return web.Response(
             status=status, body=orjson.dumps(body), content_type=CONTENT_TYPE, headers=headers
         )
+
+    def set_faults(self, settings: FaultSettings) -> None:
+        """Change the fault knobs while serving (tests, demos); an outage window starts now."""
+        self.faults.set(settings)
+
+    async def _inject_call_faults(self, request: web.Request) -> None:
+        delay = self.faults.delay_s()
+        if delay:
+            await asyncio.sleep(delay)
+        if self.faults.drop_connection():
+            # Close the socket without an answer: the client sees a dropped connection and
+            # cannot know whether the call was accepted (here it was not).
+            if request.transport is not None:
+                request.transport.close()
+            raise _Dropped
+        if self.faults.in_outage():
+            raise errors.ServiceUnavailable("Service Unavailable. Please try again later.")
+        error = self.faults.call_error()
+        if error == "InternalFailure":
+            raise errors.InternalFailure("We encountered an internal error. Please try again.")
+        if error is not None:
+            raise errors.ServiceUnavailable("Slow down.")
 
     def _stream(self, payload: dict[str, Any]) -> LocalStream:
         name = validate_name(payload.get("DeliveryStreamName"))
@@ -186,6 +221,18 @@ class LocalFirehose:
             raise errors.InvalidArgument(
                 f"Records size exceeds {limits.MAX_BATCH_BYTES} bytes (4 MiB) per PutRecordBatch call."
             )
+        failed = self.faults.failed_records(len(decoded))
+        if any(failed):
+            accepted = [d for d, f in zip(decoded, failed, strict=True) if not f]
+            self._accept(stream, accepted, sum(len(d) for d in accepted))
+            ids = iter(_record_ids(len(accepted)))
+            responses: list[dict[str, str]] = [
+                {"ErrorCode": "ServiceUnavailableException", "ErrorMessage": "Slow down."}
+                if f
+                else {"RecordId": next(ids)}
+                for f in failed
+            ]
+            return {"FailedPutCount": sum(failed), "Encrypted": False, "RequestResponses": responses}
         self._accept(stream, decoded, size)
         return {
             "FailedPutCount": 0,
