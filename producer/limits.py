@@ -52,3 +52,21 @@ OTHER_REGION_QUOTA = DirectPutQuota(100_000, 1_000, 1 * 1024 * 1024)
 def direct_put_quota(region: str) -> DirectPutQuota:
     """The default quota a new stream gets in ``region``."""
     return LARGE_REGION_QUOTA if region in LARGE_REGIONS else OTHER_REGION_QUOTA
+
+
+# The console and older docs give 60 s as the smallest IntervalInSeconds; the API now takes 0.
+# The local Firehose accepts anything the API takes and warns below this, so a test may use 1 s.
+# https://docs.aws.amazon.com/firehose/latest/APIReference/API_BufferingHints.html
+CLASSIC_MIN_BUFFER_INTERVAL_S = 60
+
+# Lambda processor buffering: BufferSizeInMBs 0.2-3 (default 1), BufferIntervalInSeconds
+# 0-900 (default 60); invocation retries (NumberOfRetries) default 3.
+# https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html
+# https://docs.aws.amazon.com/firehose/latest/dev/data-transformation-failure-handling.html
+PROCESSOR_BUFFER_MIB_RANGE = (0.2, 3.0)
+DEFAULT_PROCESSOR_BUFFER_MIB = 1.0
+DEFAULT_PROCESSOR_INTERVAL_S = 60
+DEFAULT_LAMBDA_RETRIES = 3
+# "The Lambda synchronous invocation mode has a payload size limit of 6 MB for both the request
+# and the response." https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html
+LAMBDA_PAYLOAD_MAX_BYTES = 6 * 1024 * 1024

@@ -23,12 +23,20 @@ REPO = Path(__file__).resolve().parent.parent
 class ThreadedLocalFirehose:
     """Runs LocalFirehose on its own loop so sync clients and subprocesses can use it."""
 
-    def __init__(self, output_dir: Path) -> None:
+    def __init__(self, output_dir: Path, options: LocalOptions | None = None) -> None:
         self.output_dir = output_dir
         self.url = ""
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self.server = LocalFirehose(LocalOptions(output_dir=output_dir))
+        self.server = LocalFirehose(options or LocalOptions(output_dir=output_dir))
+
+    def call(self, fn: Any, *args: Any) -> Any:
+        """Run ``fn(*args)`` on the server's loop (e.g. set_faults) and return its result."""
+
+        async def run() -> Any:
+            return fn(*args)
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(10)
 
     def start(self) -> None:
         self._thread.start()

@@ -13,14 +13,24 @@ import re
 import uuid
 from datetime import UTC, datetime
 
-_EXPRESSION = re.compile(r"!\{([a-z]+):([^}]*)\}")
+_EXPRESSION = re.compile(r"!\{([a-zA-Z]+):([^}]*)\}")
 # Java DateTimeFormatter letters Firehose documents for !{timestamp:...}, longest first.
 _JAVA_TOKENS = re.compile(r"yyyy|yy|MM|dd|HH|mm|ss|SSS")
 _STRFTIME = {"yyyy": "%Y", "yy": "%y", "MM": "%m", "dd": "%d", "HH": "%H", "mm": "%M", "ss": "%S"}
 
 ERROR_OUTPUT_TYPES = frozenset(
-    {"processing-failed", "format-conversion-failed", "elasticsearch-failed", "splitting-failed"}
+    {
+        "processing-failed",
+        "format-conversion-failed",
+        "elasticsearch-failed",
+        "AmazonOpenSearchService-failed",
+        "splitting-failed",
+    }
 )
+PROCESSING_FAILED = "processing-failed"
+# The error-output-type of documents OpenSearch rejected, in the backup bucket (best guess from
+# the s3-prefixes page's list of error types; not confirmed against a live stream).
+OPENSEARCH_FAILED = "AmazonOpenSearchService-failed"
 
 
 def _java_format(pattern: str, at: datetime) -> str:
@@ -30,7 +40,9 @@ def _java_format(pattern: str, at: datetime) -> str:
             return f"{at.microsecond // 1000:03d}"
         return at.strftime(_STRFTIME[token])
 
-    return _JAVA_TOKENS.sub(one, pattern)
+    # Text in single quotes is literal ("yyyy'-'MM"); the even-numbered parts are outside quotes.
+    parts = pattern.split("'")
+    return "".join(_JAVA_TOKENS.sub(one, part) if i % 2 == 0 else part for i, part in enumerate(parts))
 
 
 def has_expressions(prefix: str) -> bool:
@@ -60,9 +72,9 @@ def expand_prefix(prefix: str, at: datetime, error_output_type: str | None = Non
     return _EXPRESSION.sub(one, prefix)
 
 
-def object_name(stream: str, version: str, at: datetime, gzip: bool) -> str:
-    """``<stream>-<version>-YYYY-MM-DD-HH-MM-SS-<uuid>[.gz]``."""
-    suffix = ".gz" if gzip else ""
+def object_name(stream: str, version: str, at: datetime, gzip: bool, extension: str | None = None) -> str:
+    """``<stream>-<version>-YYYY-MM-DD-HH-MM-SS-<uuid>[.gz]``; FileExtension replaces the suffix."""
+    suffix = extension if extension is not None else (".gz" if gzip else "")
     return f"{stream}-{version}-{at.strftime('%Y-%m-%d-%H-%M-%S')}-{uuid.uuid4()}{suffix}"
 
 

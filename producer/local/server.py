@@ -1,4 +1,4 @@
-"""The HTTP front of the local Firehose: JSON 1.1 protocol, the six operations the tool uses.
+"""The HTTP front of the local Firehose: JSON 1.1 protocol, the operations the tool and the CLI use.
 
 Protocol: ``POST /`` with ``X-Amz-Target: Firehose_20150804.<Operation>`` and
 ``Content-Type: application/x-amz-json-1.1``; errors as ``{"__type", "message"}``.
@@ -8,9 +8,7 @@ https://docs.aws.amazon.com/firehose/latest/APIReference/CommonErrors.html
 from __future__ import annotations
 
 import asyncio
-import binascii
 import logging
-import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -22,10 +20,18 @@ import orjson
 from aiohttp import web
 
 from producer import limits
-from producer.local import errors
+from producer.local import errors, ingest
 from producer.local.delivery import DeliveryLog, ObjectWriter, StreamDelivery
 from producer.local.faults import FaultInjector, FaultSettings
-from producer.local.streams import ACCOUNT_ID, LocalStream, stream_from_request, validate_name
+from producer.local.quotas import QuotaOverrides, StreamQuota
+from producer.local.streams import (
+    ACCOUNT_ID,
+    LocalStream,
+    stream_from_request,
+    stream_requests_from_file_data,
+    validate_name,
+)
+from producer.local.transform import Handler, TransformRunner, find_transform, load_handler
 
 TARGET_PREFIX = "Firehose_20150804."
 DATA_PLANE = frozenset({"PutRecord", "PutRecordBatch"})
@@ -33,9 +39,12 @@ CONTENT_TYPE = "application/x-amz-json-1.1"
 # Bodies are accepted up to well past the 4 MiB data limit (base64 adds a third), so that an
 # oversized call gets the service's own error rather than an HTTP 413.
 MAX_BODY_BYTES = 16 * 1024 * 1024
+# Whole-call throttling answer. The per-record text "Slow down." is the service's; for the
+# whole-call 503 the service's exact text is not documented, so the same words are used.
+THROTTLED_MESSAGE = ingest.SLOW_DOWN
 
 log = logging.getLogger(__name__)
-Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+OperationHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | bytes]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +54,22 @@ class LocalOptions:
     port: int = 0
     region: str = "us-east-1"
     faults: FaultSettings = field(default_factory=FaultSettings)
+    quotas: QuotaOverrides = field(default_factory=QuotaOverrides)
+    # A stream config file (CreateDeliveryStream request(s)) to create at start-up.
+    stream_config: Path | None = None
+    # The Lambda transform for streams with a Lambda processor; None looks for
+    # deploy/lambda/transform.py under the working directory and the source checkout.
+    transform_path: Path | None = None
+    # Full buffers allowed to wait for the writer before ingest waits (memory bound).
+    max_pending_objects: int = 2
 
 
 class _Dropped(Exception):
     """The connection was closed on purpose (fault injection)."""
+
+
+def _source_checkout() -> Path:
+    return Path(__file__).resolve().parents[2]
 
 
 class LocalFirehose:
@@ -58,14 +79,18 @@ class LocalFirehose:
         self.options = options
         self.streams: dict[str, LocalStream] = {}
         self.deliveries: dict[str, StreamDelivery] = {}
+        self.quotas: dict[str, StreamQuota] = {}
         options.output_dir.mkdir(parents=True, exist_ok=True)
         self._writer = ObjectWriter(options.output_dir, DeliveryLog(options.output_dir))
+        self._writer_closed = False
         self._runner: web.AppRunner | None = None
         self.url = ""
         self.records_accepted: dict[str, int] = {}
         self.faults = FaultInjector()
         self.faults.set(options.faults)
-        self._ops: dict[str, Handler] = {
+        self._quota_overrides = options.quotas
+        self._handlers: dict[Path, Handler] = {}
+        self._ops: dict[str, OperationHandler] = {
             "CreateDeliveryStream": self._create,
             "DescribeDeliveryStream": self._describe,
             "ListDeliveryStreams": self._list,
@@ -82,6 +107,8 @@ class LocalFirehose:
         await self.stop()
 
     async def start(self) -> None:
+        if self.options.stream_config is not None:
+            await self.create_streams_from_file(self.options.stream_config)
         app = web.Application(client_max_size=MAX_BODY_BYTES)
         app.router.add_post("/", self._handle)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -93,48 +120,77 @@ class LocalFirehose:
         log.info("local Firehose listening on %s, output in %s", self.url, self.options.output_dir)
 
     async def stop(self) -> None:
-        """Stop accepting requests, then deliver every buffered record."""
+        """Stop accepting requests, then deliver every buffered record (idempotent)."""
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        for delivery in self.deliveries.values():
-            await delivery.close()
+        deliveries = list(self.deliveries.values())
         self.deliveries.clear()
+        for delivery in deliveries:
+            await delivery.close()
+        if not self._writer_closed:
+            self._writer_closed = True
+            self._writer.close()
+
+    async def create_streams_from_file(self, path: Path) -> list[str]:
+        """Create every stream a config file describes; raises ValueError with the file named."""
+        try:
+            raw = await asyncio.to_thread(path.read_bytes)
+            requests = stream_requests_from_file_data(orjson.loads(raw))
+        except (OSError, orjson.JSONDecodeError, ValueError) as exc:
+            raise ValueError(f"{path}: {exc}") from None
+        names = []
+        for request in requests:
+            try:
+                await self._create(request)
+            except errors.FirehoseApiError as exc:
+                raise ValueError(
+                    f"{path}: stream {request.get('DeliveryStreamName')!r}: {exc.message}"
+                ) from None
+            names.append(str(request["DeliveryStreamName"]))
+        return names
+
+    def set_faults(self, settings: FaultSettings) -> None:
+        """Change the fault knobs while serving (tests, demos); an outage window starts now."""
+        self.faults.set(settings)
+
+    def set_quotas(self, overrides: QuotaOverrides) -> None:
+        """Change every stream's quota (and new streams'); buckets start full."""
+        self._quota_overrides = overrides
+        for name, stream in self.streams.items():
+            self.quotas[name] = self._quota_for(stream)
+
+    def _quota_for(self, stream: LocalStream) -> StreamQuota:
+        return StreamQuota(self._quota_overrides.apply(limits.direct_put_quota(stream.region)))
+
+    # --- HTTP -------------------------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.Response:
         request_id = str(uuid.uuid4())
         try:
             target = request.headers.get("X-Amz-Target", "")
-            if not target.startswith(TARGET_PREFIX):
-                raise errors.UnknownOperation(f"Operation {target!r} is not a Firehose operation.")
-            operation = target.removeprefix(TARGET_PREFIX)
+            operation = target.removeprefix(TARGET_PREFIX) if target.startswith(TARGET_PREFIX) else ""
             handler = self._ops.get(operation)
             if handler is None:
-                raise errors.UnknownOperation(f"Operation {operation!r} is not supported.")
+                raise errors.UnknownOperation(None)
             if operation in DATA_PLANE:
                 await self._inject_call_faults(request)
             try:
                 payload = orjson.loads(await request.read())
-            except orjson.JSONDecodeError as exc:
-                raise errors.Serialization(f"Request body is not valid JSON: {exc}") from None
+            except orjson.JSONDecodeError:
+                raise errors.Serialization(None) from None
             if not isinstance(payload, dict):
-                raise errors.Serialization("Request body must be a JSON object.")
+                raise errors.Serialization(None)
             result = await handler(payload)
-            status, body = 200, result
+            status = 200
+            body = result if isinstance(result, bytes) else orjson.dumps(result)
+            headers = {"x-amzn-RequestId": request_id}
         except errors.FirehoseApiError as exc:
-            status, body = exc.status, exc.body()
+            status, body = exc.status, orjson.dumps(exc.body())
+            headers = {"x-amzn-RequestId": request_id, "x-amzn-ErrorType": exc.type_name}
         except _Dropped:
             return web.Response(status=500)  # never reaches the client: the socket is closed
-        headers = {"x-amzn-RequestId": request_id}
-        if status != 200:
-            headers["x-amzn-ErrorType"] = str(body["__type"])
-        return web.Response(
-            status=status, body=orjson.dumps(body), content_type=CONTENT_TYPE, headers=headers
-        )
-
-    def set_faults(self, settings: FaultSettings) -> None:
-        """Change the fault knobs while serving (tests, demos); an outage window starts now."""
-        self.faults.set(settings)
+        return web.Response(status=status, body=body, content_type=CONTENT_TYPE, headers=headers)
 
     async def _inject_call_faults(self, request: web.Request) -> None:
         delay = self.faults.delay_s()
@@ -152,23 +208,52 @@ class LocalFirehose:
         if error == "InternalFailure":
             raise errors.InternalFailure("We encountered an internal error. Please try again.")
         if error is not None:
-            raise errors.ServiceUnavailable("Slow down.")
+            raise errors.ServiceUnavailable(THROTTLED_MESSAGE)
 
-    def _stream(self, payload: dict[str, Any]) -> LocalStream:
-        name = validate_name(payload.get("DeliveryStreamName"))
+    # --- control plane ---------------------------------------------------------------------
+
+    def _stream_named(self, name: str) -> LocalStream:
         stream = self.streams.get(name)
         if stream is None:
+            # The service's wording: https://github.com/turbot/steampipe-plugin-aws/issues/759
             raise errors.ResourceNotFound(f"Firehose {name} under account {ACCOUNT_ID} not found.")
         return stream
+
+    def _stream(self, payload: dict[str, Any]) -> LocalStream:
+        return self._stream_named(validate_name(payload.get("DeliveryStreamName")))
+
+    def _transform_for(self, stream: LocalStream) -> TransformRunner | None:
+        processing = stream.processing
+        if processing is None or processing.lambda_arn is None:
+            return None
+        path = find_transform(self.options.transform_path, [Path.cwd(), _source_checkout()])
+        handler: Handler | None = None
+        if path is None:
+            log.warning("stream %s: no transform found; records pass through unchanged", stream.name)
+        else:
+            handler = self._handlers.get(path)
+            if handler is None:
+                handler = self._handlers[path] = load_handler(path)
+        return TransformRunner(
+            handler,
+            processing.lambda_arn,
+            stream.arn,
+            stream.region,
+            processing.buffer_bytes,
+            processing.retries,
+        )
 
     async def _create(self, payload: dict[str, Any]) -> dict[str, Any]:
         stream = stream_from_request(payload, self.options.region)
         if stream.name in self.streams:
             raise errors.ResourceInUse(f"Firehose {stream.name} under account {ACCOUNT_ID} already exists.")
-        delivery = StreamDelivery(stream, self._writer)
+        delivery = StreamDelivery(
+            stream, self._writer, self._transform_for(stream), self.options.max_pending_objects
+        )
         delivery.start()
         self.streams[stream.name] = stream
         self.deliveries[stream.name] = delivery
+        self.quotas[stream.name] = self._quota_for(stream)
         self.records_accepted[stream.name] = 0
         return {"DeliveryStreamARN": stream.arn}
 
@@ -187,84 +272,48 @@ class LocalFirehose:
         stream = self._stream(payload)
         delivery = self.deliveries.pop(stream.name)
         del self.streams[stream.name]
+        self.quotas.pop(stream.name, None)
         await delivery.close()
         return {}
 
-    async def _put_record(self, payload: dict[str, Any]) -> dict[str, Any]:
-        stream = self._stream(payload)
-        record = payload.get("Record")
-        if not isinstance(record, dict):
-            raise errors.Validation(
-                "1 validation error detected: Value null at 'record' failed to satisfy constraint: "
-                "Member must not be null"
-            )
-        data = _decode(record, "record.data")
-        self._accept(stream, [data], len(data))
-        return {"RecordId": _record_ids(1)[0], "Encrypted": False}
+    # --- data plane --------------------------------------------------------------------------
 
-    async def _put_record_batch(self, payload: dict[str, Any]) -> dict[str, Any]:
-        stream = self._stream(payload)
-        records = payload.get("Records")
-        if not isinstance(records, list) or not records:
-            raise errors.Validation(
-                "1 validation error detected: Value '[]' at 'records' failed to satisfy constraint: "
-                "Member must have length greater than or equal to 1"
-            )
-        if len(records) > limits.MAX_BATCH_RECORDS:
-            raise errors.Validation(
-                f"1 validation error detected: Value at 'records' failed to satisfy constraint: "
-                f"Member must have length less than or equal to {limits.MAX_BATCH_RECORDS}"
-            )
-        decoded = [_decode(r, f"records.{i + 1}.member.data") for i, r in enumerate(records)]
-        size = sum(len(d) for d in decoded)
-        if size > limits.MAX_BATCH_BYTES:
-            raise errors.InvalidArgument(
-                f"Records size exceeds {limits.MAX_BATCH_BYTES} bytes (4 MiB) per PutRecordBatch call."
-            )
-        failed = self.faults.failed_records(len(decoded))
-        if any(failed):
-            accepted = [d for d, f in zip(decoded, failed, strict=True) if not f]
-            self._accept(stream, accepted, sum(len(d) for d in accepted))
-            ids = iter(_record_ids(len(accepted)))
-            responses: list[dict[str, str]] = [
-                {"ErrorCode": "ServiceUnavailableException", "ErrorMessage": "Slow down."}
-                if f
-                else {"RecordId": next(ids)}
-                for f in failed
-            ]
-            return {"FailedPutCount": sum(failed), "Encrypted": False, "RequestResponses": responses}
-        self._accept(stream, decoded, size)
-        return {
-            "FailedPutCount": 0,
-            "Encrypted": False,
-            "RequestResponses": [{"RecordId": rid} for rid in _record_ids(len(decoded))],
-        }
+    async def _put_record(self, payload: dict[str, Any]) -> bytes:
+        batch = ingest.parse_record(payload)
+        stream = self._stream_named(batch.stream)
+        quota = self.quotas[stream.name]
+        if not quota.admit_call() or quota.admit_records(batch.sizes, batch.total) < 1:
+            raise errors.ServiceUnavailable(THROTTLED_MESSAGE)
+        if self.faults.failed_records(1)[0]:
+            raise errors.ServiceUnavailable(THROTTLED_MESSAGE)
+        await self._accept(stream, batch.records, batch.total)
+        return ingest.record_body()
 
-    def _accept(self, stream: LocalStream, records: list[bytes], size: int) -> None:
-        self.deliveries[stream.name].add(records, size, time.time())
+    async def _put_record_batch(self, payload: dict[str, Any]) -> bytes:
+        batch = ingest.parse_batch(payload)
+        stream = self._stream_named(batch.stream)
+        ingest.check_batch_total(batch)
+        quota = self.quotas[stream.name]
+        if not quota.admit_call():
+            raise errors.ServiceUnavailable(THROTTLED_MESSAGE)
+        count = len(batch.records)
+        fit = quota.admit_records(batch.sizes, batch.total)
+        injected = self.faults.failed_records(fit)
+        if fit == count and not any(injected):
+            await self._accept(stream, batch.records, batch.total)
+            return ingest.all_accepted_body(count)
+        throttled = ("ServiceUnavailableException", ingest.SLOW_DOWN)
+        failures: list[tuple[str, str] | None] = [throttled if bad else None for bad in injected]
+        failures.extend([throttled] * (count - fit))
+        accepted = [r for r, f in zip(batch.records, failures, strict=True) if f is None]
+        await self._accept(stream, accepted, sum(map(len, accepted)))
+        return ingest.partial_body(failures)
+
+    async def _accept(self, stream: LocalStream, records: list[bytes], size: int) -> None:
+        if not records:
+            return
+        delivery = self.deliveries[stream.name]
+        delivery.add(records, size, time.time())
         self.records_accepted[stream.name] += len(records)
-
-
-def _decode(record: Any, where: str) -> bytes:
-    if not isinstance(record, dict) or not isinstance(record.get("Data"), str):
-        raise errors.Validation(
-            f"1 validation error detected: Value null at '{where}' failed to satisfy constraint: "
-            "Member must not be null"
-        )
-    try:
-        data = binascii.a2b_base64(record["Data"])
-    except binascii.Error:
-        raise errors.Serialization(f"Value at '{where}' is not valid base64.") from None
-    if len(data) > limits.MAX_RECORD_BYTES:
-        raise errors.Validation(
-            f"1 validation error detected: Value 'java.nio.HeapByteBuffer[pos=0 lim={len(data)} "
-            f"cap={len(data)}]' at '{where}' failed to satisfy constraint: Member must have length "
-            f"less than or equal to {limits.MAX_RECORD_BYTES}"
-        )
-    return data
-
-
-def _record_ids(count: int) -> list[str]:
-    # Real RecordIds are long opaque strings; a per-call random stem keeps them unique and cheap.
-    stem = secrets.token_urlsafe(42)
-    return [f"{stem}{i:04d}" for i in range(count)]
+        if delivery.backlogged:
+            await delivery.wait_for_room()

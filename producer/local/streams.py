@@ -1,10 +1,12 @@
 """Delivery stream definitions: CreateDeliveryStream parsing, validation and Describe output.
 
 API: https://docs.aws.amazon.com/firehose/latest/APIReference/API_CreateDeliveryStream.html
+Describe shape: https://docs.aws.amazon.com/firehose/latest/APIReference/API_DeliveryStreamDescription.html
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -12,12 +14,35 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from producer import limits
-from producer.local.errors import InvalidArgument, Validation
+from producer.local import keys
+from producer.local.errors import InvalidArgument, Validation, validation_errors
 
 ACCOUNT_ID = "000000000000"
 _NAME = re.compile(limits.STREAM_NAME_PATTERN)
 _COMPRESSION = {"UNCOMPRESSED", "GZIP", "ZIP", "Snappy", "HADOOP_SNAPPY"}
 _ROTATIONS = {"NoRotation", "OneHour", "OneDay", "OneWeek", "OneMonth"}
+# https://docs.aws.amazon.com/firehose/latest/APIReference/API_Processor.html
+_PROCESSOR_TYPES = {
+    "RecordDeAggregation",
+    "Decompression",
+    "CloudWatchLogProcessing",
+    "Lambda",
+    "MetadataExtraction",
+    "AppendDelimiterToRecord",
+}
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Processing:
+    """ProcessingConfiguration as the local Firehose runs it: an optional Lambda transform and an
+    optional delimiter appended to every record (AppendDelimiterToRecord)."""
+
+    lambda_arn: str | None
+    buffer_bytes: int
+    retries: int
+    delimiter: bytes | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +55,7 @@ class S3Target:
     buffer_bytes: int
     buffer_interval_s: float
     gzip: bool
+    file_extension: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +75,7 @@ class LocalStream:
     destination: S3Target | OpenSearchTarget
     config: dict[str, Any]
     destination_key: str
+    processing: Processing | None = None
     created_at: float = field(default_factory=time.time)
     version_id: str = "1"
 
@@ -57,37 +84,78 @@ class LocalStream:
         return f"arn:aws:firehose:{self.region}:{ACCOUNT_ID}:deliverystream/{self.name}"
 
     def describe(self) -> dict[str, Any]:
-        description_key = self.destination_key.replace("Configuration", "Description")
+        """A DeliveryStreamDescription in the service's shape (checked against botocore's model)."""
         return {
             "DeliveryStreamName": self.name,
             "DeliveryStreamARN": self.arn,
             "DeliveryStreamStatus": "ACTIVE",
+            "DeliveryStreamEncryptionConfiguration": {"Status": "DISABLED"},
             "DeliveryStreamType": "DirectPut",
             "VersionId": self.version_id,
             "CreateTimestamp": self.created_at,
             "LastUpdateTimestamp": self.created_at,
             "Destinations": [
-                {
-                    "DestinationId": "destinationId-000000000001",
-                    description_key: _with_defaults(self.config),
-                }
+                {"DestinationId": "destinationId-000000000001", **_destination_description(self)}
             ],
             "HasMoreDestinations": False,
         }
 
 
-def _with_defaults(config: dict[str, Any]) -> dict[str, Any]:
-    out = dict(config)
-    out.setdefault(
-        "BufferingHints",
-        {
+def _s3_description(config: dict[str, Any], extended: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "RoleARN": config["RoleARN"],
+        "BucketARN": config["BucketARN"],
+        "Prefix": config.get("Prefix", ""),
+        "BufferingHints": {
             "SizeInMBs": limits.DEFAULT_BUFFER_MIB,
             "IntervalInSeconds": limits.DEFAULT_BUFFER_INTERVAL_S,
+            **(config.get("BufferingHints") or {}),
         },
-    )
-    out.setdefault("CompressionFormat", "UNCOMPRESSED")
-    out.setdefault("EncryptionConfiguration", {"NoEncryptionConfig": "NoEncryption"})
+        "CompressionFormat": config.get("CompressionFormat", "UNCOMPRESSED"),
+        "EncryptionConfiguration": config.get("EncryptionConfiguration")
+        or {"NoEncryptionConfig": "NoEncryption"},
+        "CloudWatchLoggingOptions": config.get("CloudWatchLoggingOptions") or {"Enabled": False},
+    }
+    if "ErrorOutputPrefix" in config:
+        out["ErrorOutputPrefix"] = config["ErrorOutputPrefix"]
+    if extended:
+        out["S3BackupMode"] = config.get("S3BackupMode", "Disabled")
+        for key in (
+            "ProcessingConfiguration",
+            "DataFormatConversionConfiguration",
+            "DynamicPartitioningConfiguration",
+            "FileExtension",
+            "CustomTimeZone",
+        ):
+            if key in config:
+                out[key] = config[key]
+        if "S3BackupConfiguration" in config:
+            out["S3BackupDescription"] = _s3_description(config["S3BackupConfiguration"], extended=False)
     return out
+
+
+def _destination_description(stream: LocalStream) -> dict[str, Any]:
+    config = stream.config
+    if stream.destination_key in ("ExtendedS3DestinationConfiguration", "S3DestinationConfiguration"):
+        # The service describes an S3 stream under both keys, whichever one created it.
+        return {
+            "S3DestinationDescription": _s3_description(config, extended=False),
+            "ExtendedS3DestinationDescription": _s3_description(config, extended=True),
+        }
+    out: dict[str, Any] = {
+        key: value
+        for key, value in config.items()
+        if key not in ("S3Configuration", "VpcConfiguration", "ProcessingConfiguration")
+    }
+    out.setdefault("IndexRotationPeriod", "OneDay")
+    out["BufferingHints"] = {"IntervalInSeconds": 300, "SizeInMBs": 5, **(config.get("BufferingHints") or {})}
+    out.setdefault("RetryOptions", {"DurationInSeconds": 300})
+    out.setdefault("S3BackupMode", "FailedDocumentsOnly")
+    out["S3DestinationDescription"] = _s3_description(config["S3Configuration"], extended=False)
+    if "ProcessingConfiguration" in config:
+        out["ProcessingConfiguration"] = config["ProcessingConfiguration"]
+    out.setdefault("CloudWatchLoggingOptions", {"Enabled": False})
+    return {"AmazonopensearchserviceDestinationDescription": out}
 
 
 def _bucket(arn: Any) -> str:
@@ -96,44 +164,83 @@ def _bucket(arn: Any) -> str:
     return arn.removeprefix("arn:aws:s3:::")
 
 
-def _hints(config: dict[str, Any], max_mib: int) -> tuple[int, float]:
+def _hints(stream: str, config: dict[str, Any], max_mib: int) -> tuple[int, float]:
     hints = config.get("BufferingHints") or {}
     size = hints.get("SizeInMBs", limits.DEFAULT_BUFFER_MIB)
     interval = hints.get("IntervalInSeconds", limits.DEFAULT_BUFFER_INTERVAL_S)
     if not isinstance(size, int) or not 1 <= size <= max_mib:
         raise Validation(
             f"1 validation error detected: Value '{size}' at 'bufferingHints.sizeInMBs' "
-            f"failed to satisfy constraint: Member must be between 1 and {max_mib}"
+            f"failed to satisfy constraint: Member must have value between 1 and {max_mib}"
         )
     low, high = limits.BUFFER_INTERVAL_S_RANGE
     if not isinstance(interval, int | float) or not low <= interval <= high:
         raise Validation(
             f"1 validation error detected: Value '{interval}' at 'bufferingHints.intervalInSeconds'"
-            f" failed to satisfy constraint: Member must be between {low} and {high}"
+            f" failed to satisfy constraint: Member must have value between {low} and {high}"
+        )
+    if interval < limits.CLASSIC_MIN_BUFFER_INTERVAL_S:
+        log.warning(
+            "stream %s: IntervalInSeconds=%s is below the classic %d s minimum; fine for tests, "
+            "but check that your AWS setup accepts it",
+            stream,
+            interval,
+            limits.CLASSIC_MIN_BUFFER_INTERVAL_S,
         )
     return size * 1024 * 1024, float(interval)
 
 
-def _s3_target(config: dict[str, Any]) -> S3Target:
+def _check_prefixes(prefix: str, error_prefix: str) -> None:
+    # Messages as the service words them (typo included): "Ths supplied prefix(es) do not
+    # satisfy the following constraint: ..." https://github.com/serverless/serverless/issues/6015
+    for text in (prefix, error_prefix):
+        try:
+            keys.expand_prefix(text, keys.utc(0.0), "processing-failed")
+        except ValueError as exc:
+            raise InvalidArgument(
+                f"Ths supplied prefix(es) do not satisfy the following constraint: {exc}"
+            ) from None
+    if keys.has_expressions(prefix) and not error_prefix:
+        raise InvalidArgument(
+            "Ths supplied prefix(es) do not satisfy the following constraint: "
+            "ErrorOutputPrefix cannot be null or empty when Prefix contains expressions"
+        )
+
+
+def _s3_target(stream: str, config: Any) -> S3Target:
     if not isinstance(config, dict):
         raise InvalidArgument("S3 destination configuration must be an object.")
-    if "RoleARN" not in config:
-        raise InvalidArgument("RoleARN is required for the S3 destination.")
+    missing = [k for k in ("RoleARN", "BucketARN") if k not in config]
+    if missing:
+        raise validation_errors(
+            [
+                f"Value null at '{k[0].lower() + k[1:]}' failed to satisfy constraint: "
+                "Member must not be null"
+                for k in missing
+            ]
+        )
     compression = config.get("CompressionFormat", "UNCOMPRESSED")
     if compression not in _COMPRESSION:
         raise InvalidArgument(f"CompressionFormat {compression!r} is not one of {sorted(_COMPRESSION)}.")
-    size, interval = _hints(config, limits.S3_BUFFER_MIB_RANGE[1])
+    if compression not in ("UNCOMPRESSED", "GZIP"):
+        log.warning("stream %s: %s is written uncompressed by the local Firehose", stream, compression)
+    size, interval = _hints(stream, config, limits.S3_BUFFER_MIB_RANGE[1])
+    prefix = str(config.get("Prefix", ""))
+    error_prefix = str(config.get("ErrorOutputPrefix", ""))
+    _check_prefixes(prefix, error_prefix)
+    extension = config.get("FileExtension")
     return S3Target(
         bucket=_bucket(config.get("BucketARN")),
-        prefix=str(config.get("Prefix", "")),
-        error_prefix=str(config.get("ErrorOutputPrefix", "")),
+        prefix=prefix,
+        error_prefix=error_prefix,
         buffer_bytes=size,
         buffer_interval_s=interval,
         gzip=compression == "GZIP",
+        file_extension=str(extension) if extension else None,
     )
 
 
-def _opensearch_target(config: dict[str, Any]) -> OpenSearchTarget:
+def _opensearch_target(stream: str, config: Any) -> OpenSearchTarget:
     if not isinstance(config, dict) or "IndexName" not in config:
         raise InvalidArgument("IndexName is required for the OpenSearch destination.")
     if config.get("TypeName"):
@@ -144,32 +251,80 @@ def _opensearch_target(config: dict[str, Any]) -> OpenSearchTarget:
         raise InvalidArgument(f"IndexRotationPeriod {rotation!r} is not one of {sorted(_ROTATIONS)}.")
     if "S3Configuration" not in config:
         raise InvalidArgument("S3Configuration is required for the OpenSearch destination backup.")
-    size, interval = _hints(config, limits.OPENSEARCH_BUFFER_MIB_RANGE[1])
+    mode = config.get("S3BackupMode", "FailedDocumentsOnly")
+    if mode not in ("FailedDocumentsOnly", "AllDocuments"):
+        raise InvalidArgument(f"S3BackupMode {mode!r} is not FailedDocumentsOnly or AllDocuments.")
+    size, interval = _hints(stream, config, limits.OPENSEARCH_BUFFER_MIB_RANGE[1])
     return OpenSearchTarget(
         index_name=str(config["IndexName"]),
         rotation=str(rotation),
         buffer_bytes=size,
         buffer_interval_s=interval,
-        backup_all=config.get("S3BackupMode", "FailedDocumentsOnly") == "AllDocuments",
-        backup=_s3_target(config["S3Configuration"]),
+        backup_all=mode == "AllDocuments",
+        backup=_s3_target(stream, config["S3Configuration"]),
     )
 
 
-_DESTINATIONS: dict[str, Callable[[dict[str, Any]], S3Target | OpenSearchTarget]] = {
+_DESTINATIONS: dict[str, Callable[[str, Any], S3Target | OpenSearchTarget]] = {
     "ExtendedS3DestinationConfiguration": _s3_target,
     "S3DestinationConfiguration": _s3_target,
     "AmazonopensearchserviceDestinationConfiguration": _opensearch_target,
 }
 
 
+def _processing(stream: str, config: dict[str, Any]) -> Processing | None:
+    """ProcessingConfiguration: https://docs.aws.amazon.com/firehose/latest/APIReference/API_ProcessingConfiguration.html"""
+    spec = config.get("ProcessingConfiguration")
+    if not isinstance(spec, dict) or not spec.get("Enabled", False):
+        return None
+    lambda_arn: str | None = None
+    buffer_mib = limits.DEFAULT_PROCESSOR_BUFFER_MIB
+    retries = limits.DEFAULT_LAMBDA_RETRIES
+    delimiter: bytes | None = None
+    for processor in spec.get("Processors") or []:
+        kind = processor.get("Type") if isinstance(processor, dict) else None
+        if kind not in _PROCESSOR_TYPES:
+            raise InvalidArgument(f"Processor type {kind!r} is not one of {sorted(_PROCESSOR_TYPES)}.")
+        params = {p.get("ParameterName"): p.get("ParameterValue") for p in processor.get("Parameters") or []}
+        if kind == "Lambda":
+            if not params.get("LambdaArn"):
+                raise InvalidArgument("LambdaArn is required for a Lambda processor.")
+            lambda_arn = str(params["LambdaArn"])
+            buffer_mib = float(params.get("BufferSizeInMBs", buffer_mib))
+            retries = int(params.get("NumberOfRetries", retries))
+            low, high = limits.PROCESSOR_BUFFER_MIB_RANGE
+            if not low <= buffer_mib <= high:
+                raise InvalidArgument(f"BufferSizeInMBs for the Lambda processor must be {low}-{high}.")
+        elif kind == "AppendDelimiterToRecord":
+            raw = str(params.get("Delimiter", "\\n"))
+            delimiter = raw.encode().decode("unicode_escape").encode()
+        else:
+            log.warning("stream %s: processor %s is not run by the local Firehose", stream, kind)
+    return Processing(lambda_arn, int(buffer_mib * 1024 * 1024), retries, delimiter)
+
+
 def validate_name(name: Any, where: str = "deliveryStreamName") -> str:
+    problem = name_problem(name, where)
+    if problem:
+        raise validation_errors([problem])
+    return str(name)
+
+
+def name_problem(name: Any, where: str = "deliveryStreamName") -> str | None:
+    """The front end's constraint message for a bad stream name, or None."""
+    if name is None:
+        return f"Value null at '{where}' failed to satisfy constraint: Member must not be null"
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise Validation(
-            f"1 validation error detected: Value '{name}' at '{where}' failed to satisfy "
-            f"constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+ "
-            f"and have length between 1 and 64"
+        if isinstance(name, str) and len(name) > 64:
+            return (
+                f"Value '{name}' at '{where}' failed to satisfy constraint: "
+                "Member must have length less than or equal to 64"
+            )
+        return (
+            f"Value '{name}' at '{where}' failed to satisfy constraint: "
+            "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+"
         )
-    return name
+    return None
 
 
 def stream_from_request(payload: dict[str, Any], region: str) -> LocalStream:
@@ -185,15 +340,32 @@ def stream_from_request(payload: dict[str, Any], region: str) -> LocalStream:
     parse = _DESTINATIONS.get(key)
     if parse is None:
         raise InvalidArgument(f"{key} is not supported by the local Firehose.")
-    if key == "S3DestinationConfiguration" and "ProcessingConfiguration" in payload[key]:
-        raise InvalidArgument(
-            "ProcessingConfiguration is not valid in S3DestinationConfiguration; "
-            "use ExtendedS3DestinationConfiguration."
-        )
+    config = payload[key]
+    for misplaced in ("ProcessingConfiguration", "DataFormatConversionConfiguration"):
+        if key == "S3DestinationConfiguration" and isinstance(config, dict) and misplaced in config:
+            # The CLI/SDK reject this member client-side; a raw client gets the same advice.
+            raise InvalidArgument(
+                f"{misplaced} is not valid in S3DestinationConfiguration; "
+                "use ExtendedS3DestinationConfiguration."
+            )
+    destination = parse(name, config)
     return LocalStream(
         name=name,
         region=region,
-        destination=parse(payload[key]),
-        config=payload[key],
+        destination=destination,
+        config=config,
         destination_key=key,
+        processing=_processing(name, config),
     )
+
+
+def stream_requests_from_file_data(data: Any) -> list[dict[str, Any]]:
+    """A stream config file holds one CreateDeliveryStream request (a ``--cli-input-json`` file),
+    a list of them, or ``{"DeliveryStreams": [...]}``."""
+    if isinstance(data, dict) and "DeliveryStreams" in data:
+        data = data["DeliveryStreams"]
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+        raise ValueError("a stream config file holds a CreateDeliveryStream request object or a list of them")
+    return data
