@@ -1,11 +1,37 @@
-"""Event to record bytes. Knows the record size limit, nothing about batches."""
+"""Event to record bytes: JSON lines or CSV, plus the profile's share of malformed records.
+
+Knows the record size limit, nothing about batches or streams.
+"""
 
 from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 import orjson
 
 from producer import limits
 from producer.events import Event
+from producer.events.malformed import MALFORMED_KINDS, MalformedKind, cut_short, missing_fields, string_amount
+
+RecordFormat = Literal["json", "csv"]
+RECORD_FORMATS: tuple[RecordFormat, ...] = ("json", "csv")
+# CSV records have no header (Firehose concatenates records, so a header per record would
+# repeat in every object); this is the documented column order. Nested fields are left out.
+CSV_COLUMNS = (
+    "event_id",
+    "user_id",
+    "event_type",
+    "amount",
+    "product_id",
+    "timestamp",
+    "source",
+    "session_id",
+    "device_id",
+)
+Encoder = Callable[[Event], bytes]
 
 
 def encode_json_line(event: Event) -> bytes:
@@ -14,5 +40,54 @@ def encode_json_line(event: Event) -> bytes:
     return orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE)
 
 
+def _csv_field(value: object) -> str:
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else str(value)
+    if any(c in text for c in ',"\n\r'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def encode_csv_line(event: Event) -> bytes:
+    """The CSV_COLUMNS of ``event`` as one RFC 4180 line (quoted only where needed)."""
+    get = event.get
+    return (",".join([_csv_field(get(c)) for c in CSV_COLUMNS]) + "\n").encode()
+
+
+def encoder_for(record_format: RecordFormat) -> Encoder:
+    return encode_csv_line if record_format == "csv" else encode_json_line
+
+
 def too_large(data: bytes) -> bool:
     return len(data) > limits.MAX_RECORD_BYTES
+
+
+@dataclass(frozen=True, slots=True)
+class MalformedSpec:
+    """``share`` of records (0..1) come out broken, in one of ``kinds`` chosen evenly."""
+
+    share: float = 0.0
+    kinds: tuple[MalformedKind, ...] = MALFORMED_KINDS
+
+
+class RecordEncoder:
+    """Turns events into records, breaking ``spec.share`` of them on purpose."""
+
+    def __init__(self, record_format: RecordFormat, spec: MalformedSpec, rng: random.Random) -> None:
+        self._encode = encoder_for(record_format)
+        self._share = spec.share
+        self._kinds: Sequence[MalformedKind] = spec.kinds or MALFORMED_KINDS
+        self._rng = rng
+        self.malformed = 0
+
+    def encode(self, event: Event) -> bytes:
+        if self._share <= 0.0 or self._rng.random() >= self._share:
+            return self._encode(event)
+        self.malformed += 1
+        kind = self._kinds[self._rng.randrange(len(self._kinds))]
+        if kind == "string_amount":
+            return self._encode(string_amount(event, self._rng))
+        if kind == "missing_fields":
+            return self._encode(missing_fields(event))
+        return cut_short(self._encode(event), self._rng)

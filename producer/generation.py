@@ -1,15 +1,19 @@
 """The generation loop: the pacer says how many events are due, generators make them, the
-encoder turns them into records, and every record is offered to its streams."""
+encoder turns them into records (breaking the profile's malformed share on purpose), and
+each record is offered to the streams its source is routed to."""
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from producer.config import RunConfig
-from producer.encoding import encode_json_line
-from producer.events import EventGenerator
+from producer.encoding import RecordEncoder
+from producer.events import GENERATORS, EventGenerator
 from producer.schedule import Pacer, scaled
 from producer.sender import StreamChannel
 
@@ -17,6 +21,35 @@ from producer.sender import StreamChannel
 @dataclass(slots=True)
 class Progress:
     events: int = 0
+    malformed: int = 0
+
+
+class Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+C = TypeVar("C", bound=Named)
+
+
+def route(channels: Sequence[C], routes: Mapping[str, Sequence[str]]) -> dict[str, list[C]]:
+    """For each source, the channels that get its events.
+
+    A stream named in ``routes`` gets only the sources listed for it; every other stream
+    gets every event (the default: fan-out to all). Routes naming a stream this run does
+    not send to are ignored, so one profile works with any ``--stream`` set.
+    """
+    return {
+        source: [c for c in channels if c.name not in routes or source in routes[c.name]]
+        for source in GENERATORS
+    }
+
+
+def record_encoder(config: RunConfig) -> RecordEncoder:
+    # A separate RNG stream for breaking records, so turning malformed on or off does not
+    # change which events are generated for a seed.
+    rng = random.Random(None if config.seed is None else f"malformed-{config.seed}")
+    return RecordEncoder(config.profile.record_format, config.profile.malformed, rng)
 
 
 async def generate(
@@ -26,15 +59,20 @@ async def generate(
     stop: asyncio.Event,
     progress: Progress,
 ) -> None:
-    pacer = Pacer(scaled(config.profile.rate_shape, config.rate / config.profile.rate), config.duration_s)
+    profile = config.profile
+    pacer = Pacer(scaled(profile.rate_shape, config.rate / profile.rate), config.duration_s)
+    targets = route(channels, profile.routes)
+    encoder = record_encoder(config)
     async for due in pacer.ticks(stop):
         now = time.time()
         for _ in range(due):
-            data = encode_json_line(generator.next_event(now))
+            event = generator.next_event(now)
+            data = encoder.encode(event)
             progress.events += 1
-            for channel in channels:
+            for channel in targets[event["source"]]:
                 wait = channel.offer(data)
                 if wait is not None:
                     await wait  # backpressure: the stream is full (--on-full block)
+        progress.malformed = encoder.malformed
         if not any(c.usable for c in channels):
             break

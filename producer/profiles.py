@@ -1,18 +1,42 @@
-"""Profile files: find them by name or path, load and check them, with errors that name the file."""
+"""Profile files: find them by name or path, load and check them, with errors that name the
+file, the field and the allowed values (one line per problem)."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
+import types
+import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
-from producer.durations import parse_duration
+from producer import schedule
+from producer.encoding import MalformedSpec, RecordFormat
 from producer.errors import UsageError
-from producer.events import GENERATORS
-from producer.schedule import RateShape, constant
+from producer.events import GeneratorParams
+from producer.events.iot import IotParams
+from producer.events.mobile import MobileParams
+from producer.events.web import WebFunnel, WebParams
+from producer.profile_schema import (
+    SHAPE_NAMES,
+    ConstantSpec,
+    DiurnalSpec,
+    GeneratorName,
+    GeneratorsSpec,
+    ProfileSpec,
+    RampSpec,
+    SineSpec,
+    SpikeSpec,
+    StagesSpec,
+    StepSpec,
+)
+from producer.schedule import RateShape
+
+GENERATOR_NAMES: tuple[str, ...] = get_args(GeneratorName)
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,10 +44,39 @@ class Profile:
     name: str
     description: str
     mix: dict[str, float]
-    rate: float
+    rate: float  # nominal rate: the shape's peak; ``--rate`` rescales the shape to it
     rate_shape: RateShape
     duration_s: float
     path: Path
+    generator_params: GeneratorParams = dataclasses.field(default_factory=GeneratorParams)
+    record_format: RecordFormat = "json"
+    malformed: MalformedSpec = dataclasses.field(default_factory=MalformedSpec)
+    routes: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+
+    def resolved(self) -> dict[str, Any]:
+        """Every setting, defaults filled in, as plain data (``profiles show``)."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "path": str(self.path),
+            "mix": self.mix,
+            "generators": dataclasses.asdict(self.generator_params),
+            "rate": {"shape": self.rate_shape.text, "peak_events_per_s": self.rate},
+            "duration_s": self.duration_s,
+            "format": self.record_format,
+            "malformed": {"share": self.malformed.share, "kinds": list(self.malformed.kinds)},
+            "routes": {k: list(v) for k, v in self.routes.items()} or "every event to every stream",
+        }
+
+
+class ProfileError(UsageError):
+    """A profile file with problems; ``str()`` is the first, ``problems`` has them all."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        more = len(problems) - 1
+        suffix = f" (and {more} more; see `firehose-loadgen profiles validate`)" if more else ""
+        super().__init__(problems[0] + suffix)
 
 
 def profile_dirs() -> list[Path]:
@@ -55,50 +108,197 @@ def resolve_profile(name_or_path: str) -> Profile:
 
 
 def load_profile(path: Path) -> Profile:
+    """The profile in ``path``; raises ProfileError listing every problem found."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise UsageError(f"{path}: not valid YAML ({exc})".replace("\n", " ")) from None
+        raise ProfileError([f"{path}: not valid YAML: {_yaml_problem(exc)}"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError([f"{path}: cannot read: {exc}"]) from None
     if not isinstance(raw, dict):
-        raise UsageError(f"{path}: a profile must be a mapping of fields")
-    return _parse(raw, path)
-
-
-def _fail(path: Path, field: str, problem: str) -> UsageError:
-    return UsageError(f"{path}: {field}: {problem}")
-
-
-def _parse(raw: dict[str, Any], path: Path) -> Profile:
-    allowed = {"name", "description", "mix", "rate", "duration"}
-    unknown = sorted(set(raw) - allowed)
-    if unknown:
-        raise _fail(path, unknown[0], f"unknown field; allowed: {', '.join(sorted(allowed))}")
-    mix = raw.get("mix")
-    if not isinstance(mix, dict) or not mix:
-        raise _fail(path, "mix", "must map generator names to weights, e.g. {web: 1}")
-    for name, weight in mix.items():
-        if name not in GENERATORS:
-            raise _fail(path, f"mix.{name}", f"unknown generator; choose from {', '.join(GENERATORS)}")
-        if not isinstance(weight, int | float) or isinstance(weight, bool) or weight < 0:
-            raise _fail(path, f"mix.{name}", "weight must be a number >= 0")
-    if sum(mix.values()) <= 0:
-        raise _fail(path, "mix", "weights must add up to more than 0")
-    rate_spec = raw.get("rate", {"shape": "constant", "rate": 100})
-    if not isinstance(rate_spec, dict) or rate_spec.get("shape", "constant") != "constant":
-        raise _fail(path, "rate", "must be {shape: constant, rate: N}")
-    rate = rate_spec.get("rate")
-    if not isinstance(rate, int | float) or isinstance(rate, bool) or rate <= 0:
-        raise _fail(path, "rate.rate", "must be a number of events per second > 0")
+        raise ProfileError([f"{path}: a profile must be a mapping of fields, e.g. `mix: {{web: 1}}`"])
     try:
-        duration_s = parse_duration(str(raw.get("duration", "30s")))
-    except ValueError as exc:
-        raise _fail(path, "duration", str(exc)) from None
+        spec = ProfileSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise ProfileError([f"{path}: {line}" for line in describe_errors(exc)]) from None
+    return build_profile(spec, path)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return (where + problem).replace("\n", " ")
+
+
+# ---- from the validated document to run objects ----
+
+
+def build_profile(spec: ProfileSpec, path: Path) -> Profile:
+    shape = build_shape(spec.rate)
+    if not shape.peak > 0:
+        raise ProfileError([f"{path}: rate: the shape never rises above 0 events per second"])
     return Profile(
-        name=str(raw.get("name", path.stem)),
-        description=str(raw.get("description", "")),
-        mix={str(k): float(v) for k, v in mix.items()},
-        rate=float(rate),
-        rate_shape=constant(float(rate)),
-        duration_s=duration_s,
+        name=spec.name or path.stem,
+        description=spec.description,
+        mix={str(k): float(v) for k, v in spec.mix.items()},
+        rate=shape.peak,
+        rate_shape=shape,
+        duration_s=spec.duration,
         path=path,
+        generator_params=build_params(spec.generators),
+        record_format=spec.format,
+        malformed=MalformedSpec(share=spec.malformed.share, kinds=tuple(spec.malformed.kinds)),
+        routes={stream: tuple(sources) for stream, sources in spec.routes.items()},
     )
+
+
+def build_shape(spec: BaseModel) -> RateShape:
+    if isinstance(spec, ConstantSpec):
+        return schedule.constant(spec.rate)
+    if isinstance(spec, RampSpec):
+        return schedule.ramp(spec.from_, spec.to, spec.over)
+    if isinstance(spec, StepSpec):
+        return schedule.step([(s.rate, s.for_) for s in spec.stages])
+    if isinstance(spec, SpikeSpec):
+        return schedule.spike(spec.base, spec.peak, spec.at, spec.for_)
+    if isinstance(spec, SineSpec):
+        return schedule.sine(spec.min, spec.max, spec.period)
+    if isinstance(spec, DiurnalSpec):
+        return schedule.diurnal(spec.min, spec.max, spec.period, spec.start_hour)
+    if isinstance(spec, StagesSpec):
+        return schedule.stages([(build_shape(s.rate), s.for_) for s in spec.stages])
+    raise TypeError(f"no shape for {type(spec).__name__}")
+
+
+def _set_fields(spec: BaseModel | None) -> dict[str, Any]:
+    if spec is None:
+        return {}
+    return {k: v for k, v in spec if v is not None and not isinstance(v, BaseModel)}
+
+
+def build_params(spec: GeneratorsSpec) -> GeneratorParams:
+    """Generator parameters: what the profile sets, the generators' defaults for the rest."""
+    web = WebParams(**_set_fields(spec.web))
+    if spec.web is not None and spec.web.funnel is not None:
+        web = dataclasses.replace(web, funnel=WebFunnel(**_set_fields(spec.web.funnel)))
+    return GeneratorParams(
+        web=web,
+        mobile=MobileParams(**_set_fields(spec.mobile)),
+        iot=IotParams(**_set_fields(spec.iot)),
+    )
+
+
+# ---- pydantic errors as one line each: field path, problem, allowed values ----
+
+
+def describe_errors(exc: ValidationError) -> list[str]:
+    lines: list[str] = []
+    for error in exc.errors(include_url=False):
+        loc = tuple(error["loc"])
+        kind = error["type"]
+        ctx = error.get("ctx", {})
+        if kind == "extra_forbidden":
+            shown, model = _walk(ProfileSpec, loc[:-1])
+            allowed = _field_names(model)
+            where = _join([*shown, str(loc[-1])])
+            lines.append(f"{where}: unknown field; allowed: {', '.join(allowed)}")
+            continue
+        shown, _ = _walk(ProfileSpec, loc)
+        where = _join(shown)
+        if kind == "literal_error":
+            expected = str(ctx.get("expected"))
+            what = "generator" if all(f"'{g}'" in expected for g in GENERATOR_NAMES) else "value"
+            message = f"unknown {what} {error['input']!r}; allowed: {expected}"
+        elif kind == "union_tag_invalid":
+            where = _join([*shown, "shape"])
+            message = f"unknown shape {ctx.get('tag')!r}; allowed: {', '.join(SHAPE_NAMES)}"
+        elif kind == "union_tag_not_found":
+            where = _join([*shown, "shape"])
+            message = f"required field missing; allowed: {', '.join(SHAPE_NAMES)}"
+        elif kind == "missing":
+            message = "required field missing"
+        elif kind == "value_error":
+            message = str(error["msg"]).removeprefix("Value error, ")
+        elif kind == "model_attributes_type" and shown and shown[-1] == "rate":
+            message = f"must be events per second or a mapping with a shape, got {_show(error['input'])}"
+        elif kind in ("model_type", "model_attributes_type", "dict_type"):
+            message = f"must be a mapping of fields, got {_show(error['input'])}"
+        else:
+            message = f"{str(error['msg']).lower().removeprefix('input ')}, got {_show(error['input'])}"
+        lines.append(f"{where}: {message}" if where else message)
+    return lines
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _join(parts: list[str]) -> str:
+    out = ""
+    for part in parts:
+        out += part if part.startswith("[") else ("." if out else "") + part
+    return out
+
+
+def _unwrap(tp: Any) -> Any:
+    while get_origin(tp) is typing.Annotated:
+        tp = get_args(tp)[0]
+    return tp
+
+
+def _is_model(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+def _field_names(tp: Any) -> list[str]:
+    if not _is_model(tp):
+        return []
+    return [info.alias or name for name, info in tp.model_fields.items()]
+
+
+def _union_members(tp: Any) -> tuple[Any, ...]:
+    if get_origin(tp) in (typing.Union, types.UnionType):
+        return tuple(_unwrap(a) for a in get_args(tp))
+    return ()
+
+
+def _walk(root: type[BaseModel], loc: tuple[Any, ...]) -> tuple[list[str], Any]:
+    """The displayed path of ``loc`` (union tags dropped) and the type found at its end."""
+    tp: Any = root
+    shown: list[str] = []
+    for part in loc:
+        tp = _unwrap(tp)
+        members = _union_members(tp)
+        if members:
+            tagged = [m for m in members if _is_model(m) and part in _tags(m)]
+            if tagged:
+                tp = tagged[0]  # a discriminated union's tag: not part of the user's path
+                continue
+            models = [m for m in members if _is_model(m)]  # ``X | None``
+            tp = models[0] if models else None
+            tp = _unwrap(tp)
+        if part == "[key]":
+            continue
+        if _is_model(tp):
+            fields = {info.alias or name: info for name, info in tp.model_fields.items()}
+            shown.append(str(part))
+            tp = fields[part].annotation if part in fields else None
+        elif get_origin(tp) is dict:
+            shown.append(str(part))
+            tp = get_args(tp)[1]
+        elif get_origin(tp) is list and isinstance(part, int):
+            shown.append(f"[{part}]")
+            tp = get_args(tp)[0]
+        else:
+            shown.append(f"[{part}]" if isinstance(part, int) else str(part))
+            tp = None
+    tp = _unwrap(tp)
+    models = [m for m in _union_members(tp) if _is_model(m)]
+    return shown, models[0] if len(models) == 1 else tp
+
+
+def _tags(model: type[BaseModel]) -> tuple[Any, ...]:
+    info = model.model_fields.get("shape")
+    return get_args(info.annotation) if info is not None else ()

@@ -1,5 +1,9 @@
 """Rate shapes as pure functions of elapsed seconds, and the open-loop pacer.
 
+A shape answers one question, ``rate_at(elapsed_s)`` in events per second, and carries its
+``peak`` so ``--rate`` can scale a whole shape (``--rate`` sets the peak). Factories read like
+Locust's ``wait_time.py``: small, with an Example each.
+
 The pacer decides how many events are due from the schedule alone, never from how fast
 sends complete, so slow sends cannot hide load (no coordinated omission).
 """
@@ -7,11 +11,26 @@ sends complete, so slow sends cannot hide load (no coordinated omission).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
+import math
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
-RateShape = Callable[[float], float]
+RateFunction = Callable[[float], float]
+
+
+@dataclass(frozen=True, slots=True)
+class RateShape:
+    """A rate in events per second as a function of elapsed seconds since the run started."""
+
+    rate_at: RateFunction
+    peak: float
+    text: str  # one line for `profiles list` and the live view
+
+    def __call__(self, elapsed_s: float) -> float:
+        return self.rate_at(elapsed_s)
 
 
 def constant(rate: float) -> RateShape:
@@ -19,56 +38,196 @@ def constant(rate: float) -> RateShape:
 
     Example: ``constant(200)(12.5) == 200``.
     """
+    return RateShape(lambda _t: rate, rate, f"constant {rate:g}/s")
 
-    def rate_at(_elapsed_s: float) -> float:
-        return rate
 
-    return rate_at
+def ramp(start: float, end: float, over_s: float) -> RateShape:
+    """Linear from ``start`` to ``end`` events/s over ``over_s`` seconds, then holds ``end``.
+
+    Example: ``ramp(0, 1000, 60)(30) == 500``.
+    """
+
+    def rate_at(t: float) -> float:
+        if t >= over_s:
+            return end
+        return start + (end - start) * max(t, 0.0) / over_s
+
+    return RateShape(rate_at, max(start, end), f"ramp {start:g}->{end:g}/s over {over_s:g}s")
+
+
+def spike(base: float, peak: float, at_s: float, for_s: float) -> RateShape:
+    """``base`` events/s, except ``peak`` from ``at_s`` for ``for_s`` seconds (a flash sale).
+
+    Example: ``spike(200, 2000, at_s=60, for_s=30)(75) == 2000``.
+    """
+
+    def rate_at(t: float) -> float:
+        return peak if at_s <= t < at_s + for_s else base
+
+    text = f"spike {base:g}/s, {peak:g}/s at {at_s:g}s for {for_s:g}s"
+    return RateShape(rate_at, max(base, peak), text)
+
+
+def sine(low: float, high: float, period_s: float) -> RateShape:
+    """A sine wave between ``low`` and ``high`` events/s, starting at ``low``.
+
+    Example: ``sine(100, 300, period_s=60)(30) == 300``.
+    """
+    mid, amplitude = (high + low) / 2, (high - low) / 2
+
+    def rate_at(t: float) -> float:
+        return mid - amplitude * math.cos(2 * math.pi * t / period_s)
+
+    return RateShape(rate_at, max(low, high), f"sine {low:g}-{high:g}/s, period {period_s:g}s")
+
+
+# Relative traffic of a shop by hour of day (0 = quietest, 1 = busiest): a night trough
+# around 04:00, a morning rise, a lunch bump and an evening peak at 20:00-21:00.
+_DAY_CURVE = (
+    0.18, 0.1, 0.05, 0.02, 0.0, 0.03, 0.12, 0.3, 0.48, 0.58, 0.64, 0.7,
+    0.76, 0.72, 0.66, 0.64, 0.66, 0.72, 0.82, 0.93, 1.0, 0.96, 0.74, 0.42,
+)  # fmt: skip
+
+
+def diurnal(low: float, high: float, period_s: float = 86_400.0, start_hour: float = 0.0) -> RateShape:
+    """A shop's day between ``low`` and ``high`` events/s, compressed into ``period_s``.
+
+    The run starts at ``start_hour`` of the day. Example: a day in an hour, starting at
+    midnight, peaks 20/24 of the way in: ``diurnal(50, 500, period_s=3600)(3000) == 500``.
+    """
+    hours = len(_DAY_CURVE)
+
+    def rate_at(t: float) -> float:
+        position = (start_hour + t / period_s * hours) % hours
+        i = int(position)
+        frac = position - i
+        level = _DAY_CURVE[i] + (_DAY_CURVE[(i + 1) % hours] - _DAY_CURVE[i]) * frac
+        return low + (high - low) * level
+
+    text = f"diurnal {low:g}-{high:g}/s, a day in {period_s:g}s"
+    return RateShape(rate_at, max(low, high), text)
+
+
+def stages(parts: Sequence[tuple[RateShape, float]]) -> RateShape:
+    """Shapes one after another, each for its seconds; each sees time from its own start.
+
+    After the last stage ends, the last shape goes on. Example:
+    ``stages([(ramp(0, 500, 30), 30), (constant(500), 60)])(45) == 500``.
+    """
+    if not parts:
+        raise ValueError("stages needs at least one (shape, seconds) pair")
+    starts: list[float] = []
+    acc = 0.0
+    for _, seconds in parts:
+        starts.append(acc)
+        acc += seconds
+    shapes = [shape for shape, _ in parts]
+
+    def rate_at(t: float) -> float:
+        i = max(0, bisect.bisect_right(starts, t) - 1)
+        return shapes[i](t - starts[i])
+
+    text = " then ".join(f"{shape.text} for {seconds:g}s" for shape, seconds in parts)
+    return RateShape(rate_at, max(shape.peak for shape in shapes), text)
+
+
+def step(levels: Sequence[tuple[float, float]]) -> RateShape:
+    """Constant levels ``(rate, seconds)`` one after another (Locust's StagesShape).
+
+    Example: ``step([(100, 30), (300, 30)])(40) == 300``.
+    """
+    shape = stages([(constant(rate), seconds) for rate, seconds in levels])
+    text = "step " + ", ".join(f"{rate:g}/s for {seconds:g}s" for rate, seconds in levels)
+    return RateShape(shape.rate_at, shape.peak, text)
 
 
 def scaled(shape: RateShape, factor: float) -> RateShape:
-    """``shape`` multiplied by ``factor`` (``--rate`` scales a profile's shape)."""
+    """``shape`` multiplied by ``factor`` (``--rate`` scales a profile's shape).
 
-    def rate_at(elapsed_s: float) -> float:
-        return shape(elapsed_s) * factor
+    Example: ``scaled(constant(200), 2.5)(0) == 500``.
+    """
+    if factor == 1.0:
+        return shape
+    return RateShape(lambda t: shape(t) * factor, shape.peak * factor, f"{shape.text} x{factor:g}")
 
-    return rate_at
+
+class DueCounter:
+    """How many events are due by an elapsed time: the integral of ``rate_at``.
+
+    Pure arithmetic, no clock, so tests drive it with any sequence of times. The fractional
+    part is carried, so low rates still come out exact over time.
+    """
+
+    def __init__(self, rate_at: RateFunction, max_step_s: float = 0.001) -> None:
+        self._rate_at = rate_at
+        self.max_step_s = max_step_s
+        self._last_t = 0.0
+        self._last_rate = rate_at(0.0)
+        self.due = 0.0
+        self.issued = 0
+
+    def advance(self, elapsed_s: float) -> int:
+        """Events newly due between the previous call and ``elapsed_s``."""
+        span = elapsed_s - self._last_t
+        if span > 0:
+            # Trapezoids of at most max_step_s: exact for ramps, and a step or spike edge
+            # inside one costs at most half a step's worth of events.
+            steps = max(1, math.ceil(span / self.max_step_s))
+            t, rate = self._last_t, self._last_rate
+            for i in range(1, steps + 1):
+                t_next = elapsed_s if i == steps else self._last_t + span * i / steps
+                rate_next = self._rate_at(t_next)
+                self.due += (rate + rate_next) / 2 * (t_next - t)
+                t, rate = t_next, rate_next
+            self._last_t, self._last_rate = t, rate
+        # The epsilon absorbs float error from summing many sub-steps (99.99999 is 100).
+        n = int(self.due + 1e-6) - self.issued
+        if n <= 0:
+            return 0
+        self.issued += n
+        return n
+
+
+async def _wait_or_stop(stop: asyncio.Event, timeout_s: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=timeout_s)
+
+
+Waiter = Callable[[asyncio.Event, float], Awaitable[None]]
 
 
 class Pacer:
     """Yields how many events are due at each tick until ``duration_s`` has passed.
 
-    Due events are the integral of ``rate_at`` over elapsed time; the fractional part is
-    carried, so low rates still come out exact over time.
+    Open loop: what is due depends only on the clock, so if the consumer was slow (a
+    blocked send), the next tick yields everything that fell due meanwhile.
     """
 
     def __init__(
         self,
-        rate_at: RateShape,
+        rate_at: RateFunction,
         duration_s: float,
         tick_s: float = 0.01,
         clock: Callable[[], float] = time.monotonic,
+        wait: Waiter = _wait_or_stop,
     ) -> None:
-        self.rate_at = rate_at
         self.duration_s = duration_s
         self.tick_s = tick_s
         self.clock = clock
-        self.due = 0.0
-        self.issued = 0
+        self._wait = wait
+        self.counter = DueCounter(rate_at)
+
+    @property
+    def issued(self) -> int:
+        return self.counter.issued
 
     async def ticks(self, stop: asyncio.Event) -> AsyncIterator[int]:
         start = self.clock()
-        last = 0.0
         while not stop.is_set():
             elapsed = min(self.clock() - start, self.duration_s)
-            # Trapezoid over the step keeps ramps and sines accurate at coarse ticks.
-            self.due += (self.rate_at(last) + self.rate_at(elapsed)) / 2 * (elapsed - last)
-            last = elapsed
-            n = int(self.due) - self.issued
+            n = self.counter.advance(elapsed)
             if n > 0:
-                self.issued += n
                 yield n
             if elapsed >= self.duration_s:
                 return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.tick_s)
+            await self._wait(stop, self.tick_s)

@@ -1,12 +1,18 @@
-"""What every generator shares: the event type, ids and timestamps."""
+"""What every generator shares: the event type, ids, timestamps and transition tables."""
 
 from __future__ import annotations
 
 import random
 import time
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 Event = dict[str, Any]
+
+# Event types that carry an ``amount`` (a number); no other event has one.
+PURCHASE_TYPES = frozenset({"purchase", "in_app_purchase"})
+# Fields every event carries, whatever its source.
+CORE_FIELDS = ("event_id", "user_id", "event_type", "timestamp", "source")
 
 
 class EventGenerator(Protocol):
@@ -17,19 +23,24 @@ class EventGenerator(Protocol):
         ...
 
 
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+
+
 class EventIds:
-    """UUID-shaped event ids from the run's RNG, so a seed reproduces them."""
+    """UUID-shaped (version 4) event ids from the run's RNG, so a seed reproduces them."""
 
     def __init__(self, rng: random.Random) -> None:
         self._bits = rng.getrandbits
 
     def next(self) -> str:
         h = f"{self._bits(128):032x}"
-        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{h[16:20]}-{h[20:]}"
+        # Version nibble 4 and variant bits 10xx, as RFC 9562 requires of a random UUID.
+        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
 class Timestamps:
-    """ISO-8601 UTC with millisecond precision and a Z; the seconds part is cached."""
+    """ISO-8601 UTC with millisecond precision and a Z; the seconds part is cached because
+    strftime per event would cost more than the rest of the event."""
 
     def __init__(self) -> None:
         self._second = -1
@@ -41,3 +52,30 @@ class Timestamps:
             self._second = second
             self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         return f"{self._prefix}.{int((ts - second) * 1000):03d}Z"
+
+
+class Transitions:
+    """Next-step choice for a session state machine.
+
+    ``convert`` is the configured conversion step taken with probability ``rate``; the rest
+    of the probability mass is split among ``others`` by their relative weights, where
+    ``None`` ends the session. Precomputed so the hot path is one random() and a short scan.
+    """
+
+    def __init__(self, convert: str | None, rate: float, others: Sequence[tuple[str | None, float]]) -> None:
+        self.convert = convert
+        self.rate = rate if convert is not None else 0.0
+        total = sum(w for _, w in others)
+        acc = 0.0
+        self._edges: list[tuple[float, str | None]] = []
+        for step, weight in others:
+            acc += weight / total
+            self._edges.append((self.rate + (1.0 - self.rate) * acc, step))
+
+    def choose(self, roll: float) -> str | None:
+        if roll < self.rate:
+            return self.convert
+        for edge, step in self._edges:
+            if roll < edge:
+                return step
+        return self._edges[-1][1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+# Price range in the shop's currency for each category; prices are log-uniform inside.
 CATEGORIES = {
     "electronics": (49.0, 1499.0),
     "books": (6.0, 45.0),
@@ -24,8 +25,21 @@ class Product:
     price: float
 
 
-def build_catalog(rng: random.Random, size: int = 500) -> list[Product]:
-    """``size`` products with prices typical of their category (log-uniform within range)."""
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    products: tuple[Product, ...]
+
+    def pick(self, rng: random.Random) -> Product:
+        """A product, the first ones more often (a few best sellers, a long tail)."""
+        r = rng.random()
+        return self.products[int(len(self.products) * r * r)]
+
+    def by_id(self) -> dict[str, Product]:
+        return {p.product_id: p for p in self.products}
+
+
+def build_catalog(rng: random.Random, size: int = 500) -> Catalog:
+    """``size`` products with prices typical of their category."""
     names = sorted(CATEGORIES)
     products = []
     for i in range(size):
@@ -33,4 +47,4 @@ def build_catalog(rng: random.Random, size: int = 500) -> list[Product]:
         low, high = CATEGORIES[category]
         price = round(low * (high / low) ** rng.random(), 2)
         products.append(Product(f"P{100000 + i}", category, price))
-    return products
+    return Catalog(tuple(products))

@@ -3,116 +3,149 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from producer.events.base import Event, EventIds, Timestamps
-from producer.events.catalog import Product
+from producer.events.base import Event, EventIds, Timestamps, Transitions
+from producer.events.catalog import Catalog, Product
 from producer.events.pools import Pools
 
-DEVICES = [
+DEVICES = (
     ("iPhone 16", "iOS", "18.1"),
+    ("iPhone 15", "iOS", "18.1"),
     ("iPhone 14", "iOS", "17.6"),
+    ("iPhone SE", "iOS", "17.6"),
     ("Pixel 9", "Android", "15"),
+    ("Pixel 7a", "Android", "14"),
     ("Galaxy S24", "Android", "14"),
     ("Galaxy A54", "Android", "14"),
+    ("Redmi Note 13", "Android", "13"),
     ("iPad Air", "iPadOS", "18.1"),
-]
-APP_VERSIONS = ["5.12.0", "5.12.1", "5.13.0", "5.11.4"]
-NETWORKS = ["wifi", "5g", "4g", "3g"]
-SCREENS = ["home", "search", "product", "cart", "profile", "orders", "deals"]
-TRANSITIONS: dict[str, list[tuple[str, float]]] = {
-    "app_open": [("screen_view", 0.85), ("push_open", 0.1)],
-    "push_open": [("screen_view", 0.9)],
-    "screen_view": [("screen_view", 0.55), ("add_to_cart", 0.12), ("app_background", 0.2)],
-    "add_to_cart": [("in_app_purchase", 0.35), ("screen_view", 0.5)],
-    "in_app_purchase": [("screen_view", 0.5), ("app_background", 0.4)],
-    "app_background": [("app_open", 0.3)],
-}
+)
+APP_VERSIONS = ("5.13.0", "5.13.0", "5.12.1", "5.12.0", "5.11.4")
+NETWORKS = ("wifi", "wifi", "5g", "4g", "4g", "3g")
+SCREENS = ("home", "search", "product", "cart", "profile", "orders", "deals")
+CAMPAIGNS = ("flash-deal", "back-in-stock", "cart-reminder", "weekly-picks")
+
+
+@dataclass(frozen=True, slots=True)
+class MobileParams:
+    active_sessions: int = 200  # app sessions interleaved at any moment
+    guest_share: float = 0.1  # sessions without a user_id (not logged in)
+    push_share: float = 0.15  # sessions opened from a push notification
+    cart_to_purchase: float = 0.35  # add_to_cart -> in_app_purchase
+    late_share: float = 0.05  # events delivered late from an offline phone
+    min_late_s: float = 5.0
+    max_late_s: float = 900.0
+
+
+def _transitions(p: MobileParams) -> dict[str, Transitions]:
+    return {
+        "app_open": Transitions(None, 0.0, [("screen_view", 1)]),
+        "push_open": Transitions(None, 0.0, [("screen_view", 1)]),
+        "screen_view": Transitions(
+            None, 0.0, [("screen_view", 60), ("add_to_cart", 12), ("app_background", 20), (None, 8)]
+        ),
+        "add_to_cart": Transitions(
+            "in_app_purchase", p.cart_to_purchase, [("screen_view", 70), ("app_background", 20), (None, 10)]
+        ),
+        "in_app_purchase": Transitions(None, 0.0, [("screen_view", 50), ("app_background", 40), (None, 10)]),
+        "app_background": Transitions(None, 0.0, [("app_open", 40), (None, 60)]),
+    }
 
 
 @dataclass(slots=True)
 class _AppSession:
     session_id: str
     user_id: str
-    device: tuple[str, str, str]
+    device: dict[str, str]  # shared by the session's events: built once
     app_version: str
     network: str
-    step: str = "app_open"
-    product: Product | None = None
+    step: str
+    fresh: bool = True
+    seq: int = 0
+    cart: list[Product] = field(default_factory=list)
 
 
 class MobileGenerator:
     source = "mobile"
 
-    def __init__(
-        self,
-        rng: random.Random,
-        pools: Pools,
-        catalog: list[Product],
-        active_sessions: int = 200,
-        late_share: float = 0.05,
-        max_late_s: float = 900.0,
-    ) -> None:
+    def __init__(self, rng: random.Random, pools: Pools, catalog: Catalog, params: MobileParams) -> None:
         self._rng = rng
         self._pools = pools
         self._catalog = catalog
-        self._late_share = late_share
-        self._max_late_s = max_late_s
+        self._params = params
+        self._late_ratio = params.max_late_s / params.min_late_s
+        self._transitions = _transitions(params)
         self._ids = EventIds(rng)
         self._ts = Timestamps()
-        self._sessions = [self._new() for _ in range(active_sessions)]
+        self._late_ts = Timestamps()  # separate cache: late timestamps jump around
+        self._sessions = [self._new() for _ in range(params.active_sessions)]
 
     def _new(self) -> _AppSession:
-        rng = self._rng
+        rng, p = self._rng, self._params
+        model, os_name, os_version = rng.choice(DEVICES)
         return _AppSession(
             session_id=self._ids.next(),
-            user_id=rng.choice(self._pools.user_ids),
-            device=rng.choice(DEVICES),
+            user_id="" if rng.random() < p.guest_share else rng.choice(self._pools.user_ids),
+            device={"model": model, "os": os_name, "os_version": os_version},
             app_version=rng.choice(APP_VERSIONS),
             network=rng.choice(NETWORKS),
+            step="push_open" if rng.random() < p.push_share else "app_open",
         )
+
+    def _advance(self, slot: int) -> _AppSession:
+        s = self._sessions[slot]
+        if s.fresh:
+            s.fresh = False
+            return s
+        step = self._transitions[s.step].choose(self._rng.random())
+        if step is None:
+            s = self._sessions[slot] = self._new()
+            s.fresh = False
+            return s
+        if step == "app_open" and self._rng.random() < 0.2:
+            s.network = self._rng.choice(NETWORKS)  # resumed elsewhere
+        s.step = step
+        return s
 
     def next_event(self, now: float) -> Event:
         rng = self._rng
-        slot = rng.randrange(len(self._sessions))
-        s = self._sessions[slot]
-        roll = rng.random()
-        for nxt, p in TRANSITIONS[s.step]:
-            if roll < p:
-                s.step = nxt
-                break
-            roll -= p
-        else:
-            s = self._sessions[slot] = self._new()
-        event_time = now
-        late = rng.random() < self._late_share
-        if late:
-            event_time = now - rng.uniform(5.0, self._max_late_s)
-        model, os_name, os_version = s.device
+        s = self._advance(rng.randrange(len(self._sessions)))
+        s.seq += 1
+        step = s.step
+        late = rng.random() < self._params.late_share
         event: Event = {
             "event_id": self._ids.next(),
             "user_id": s.user_id,
-            "event_type": s.step,
-            "timestamp": self._ts.format(event_time) if not late else _iso(event_time),
+            "event_type": step,
+            "timestamp": "",
             "source": "mobile",
             "session_id": s.session_id,
-            "device": {"model": model, "os": os_name, "os_version": os_version},
+            "seq": s.seq,  # lets consumers reorder late arrivals within a session
+            "device": s.device,
             "app_version": s.app_version,
             "network": s.network,
         }
         if late:
+            # Log-uniform delay: most phones are offline briefly, a few for many minutes.
+            delay = self._params.min_late_s * self._late_ratio ** rng.random()
+            event["timestamp"] = self._late_ts.format(now - delay)
+            event["received_at"] = self._ts.format(now)
             event["delayed"] = True
-        if s.step == "screen_view":
+        else:
+            event["timestamp"] = self._ts.format(now)
+        if step == "screen_view":
             event["screen"] = rng.choice(SCREENS)
-        elif s.step == "add_to_cart":
-            s.product = rng.choice(self._catalog)
-            event["product_id"] = s.product.product_id
-        elif s.step == "in_app_purchase":
-            product = s.product or rng.choice(self._catalog)
+        elif step == "push_open":
+            event["campaign"] = rng.choice(CAMPAIGNS)
+        elif step == "add_to_cart":
+            product = self._catalog.pick(rng)
+            s.cart.append(product)
             event["product_id"] = product.product_id
-            event["amount"] = product.price
+            event["price"] = product.price
+        elif step == "in_app_purchase":
+            event["product_id"] = s.cart[0].product_id
+            event["amount"] = round(sum(p.price for p in s.cart), 2)
+            event["cart_items"] = len(s.cart)
+            s.cart = []
         return event
-
-
-def _iso(ts: float) -> str:
-    return Timestamps().format(ts)

@@ -1,22 +1,33 @@
-"""Named generators and the weighted mix of them."""
+"""Named generators, their parameters, and the weighted mix of them."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from producer.events.base import Event, EventGenerator
-from producer.events.catalog import Product, build_catalog
-from producer.events.iot import IotGenerator
-from producer.events.mobile import MobileGenerator
+from producer.events.catalog import Catalog, build_catalog
+from producer.events.iot import IotGenerator, IotParams
+from producer.events.mobile import MobileGenerator, MobileParams
 from producer.events.pools import Pools, build_pools
-from producer.events.web import WebGenerator
+from producer.events.web import WebGenerator, WebParams
 
-Factory = Callable[[random.Random, Pools, list[Product]], EventGenerator]
+
+@dataclass(frozen=True, slots=True)
+class GeneratorParams:
+    """Every generator's parameters; a profile overrides some, the rest keep defaults."""
+
+    web: WebParams = field(default_factory=WebParams)
+    mobile: MobileParams = field(default_factory=MobileParams)
+    iot: IotParams = field(default_factory=IotParams)
+
+
+Factory = Callable[[random.Random, Pools, Catalog, GeneratorParams], EventGenerator]
 GENERATORS: dict[str, Factory] = {
-    "web": WebGenerator,
-    "mobile": MobileGenerator,
-    "iot": IotGenerator,
+    "web": lambda rng, pools, catalog, p: WebGenerator(rng, pools, catalog, p.web),
+    "mobile": lambda rng, pools, catalog, p: MobileGenerator(rng, pools, catalog, p.mobile),
+    "iot": lambda rng, pools, catalog, p: IotGenerator(rng, pools, catalog, p.iot),
 }
 
 
@@ -42,16 +53,33 @@ class Mix:
         return self._generators[-1].next_event(now)
 
 
-def build_generator(weights: dict[str, float], seed: int | None) -> EventGenerator:
-    """A generator for ``{"web": 0.5, ...}``; one seed drives every part."""
+def build_generator(
+    weights: Mapping[str, float], seed: int | None, params: GeneratorParams | None = None
+) -> EventGenerator:
+    """A generator for ``{"web": 0.5, ...}``; one seed drives every part.
+
+    Each part gets its own RNG derived from the seed in a fixed order, so adding a weight
+    to one generator does not change the others' sequences.
+    """
+    params = params or GeneratorParams()
     rng = random.Random(seed)
     pools = build_pools(random.Random(rng.getrandbits(64)))
     catalog = build_catalog(random.Random(rng.getrandbits(64)))
+    part_seeds = {name: rng.getrandbits(64) for name in GENERATORS}
     parts = [
-        (GENERATORS[name](random.Random(rng.getrandbits(64)), pools, catalog), w)
+        (GENERATORS[name](random.Random(part_seeds[name]), pools, catalog, params), w)
         for name, w in weights.items()
         if w > 0
     ]
+    if not parts:
+        raise ValueError("at least one generator needs a weight > 0")
     if len(parts) == 1:
         return parts[0][0]
     return Mix(random.Random(rng.getrandbits(64)), parts)
+
+
+def shared_catalog(seed: int | None) -> Catalog:
+    """The catalog ``build_generator`` uses for ``seed`` (tests check amounts against it)."""
+    rng = random.Random(seed)
+    rng.getrandbits(64)  # the pools' seed comes first
+    return build_catalog(random.Random(rng.getrandbits(64)))

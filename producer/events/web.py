@@ -1,25 +1,15 @@
-"""Web clickstream: sessions walking a shopping funnel."""
+"""Web clickstream: sessions walking a shopping funnel with configurable conversion rates."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
 
-from producer.events.base import Event, EventIds, Timestamps
-from producer.events.catalog import Product
-from producer.events.pools import REFERRERS, USER_AGENTS, Pools
+from producer.events.base import Event, EventIds, Timestamps, Transitions
+from producer.events.catalog import Catalog, Product
+from producer.events.pools import CITIES, REFERRERS, SEARCH_TERMS, USER_AGENTS, Pools
 
-# Next step probabilities from each funnel step; what is left ends the session.
-FUNNEL: dict[str, list[tuple[str, float]]] = {
-    "page_view": [("product_view", 0.55), ("search", 0.25), ("page_view", 0.12)],
-    "search": [("product_view", 0.7), ("search", 0.15)],
-    "product_view": [("add_to_cart", 0.18), ("product_view", 0.5), ("search", 0.12)],
-    "add_to_cart": [("checkout", 0.45), ("product_view", 0.3), ("remove_from_cart", 0.1)],
-    "remove_from_cart": [("product_view", 0.5), ("checkout", 0.2)],
-    "checkout": [("purchase", 0.7), ("remove_from_cart", 0.1)],
-    "purchase": [("page_view", 0.15)],
-}
-PAGES = [
+PAGES = (
     "/",
     "/deals",
     "/new",
@@ -29,7 +19,53 @@ PAGES = [
     "/category/apparel",
     "/account",
     "/help",
-]
+)
+# Steps that need something in the cart; drawn with an empty cart they become product views.
+NEEDS_CART = frozenset({"remove_from_cart", "checkout", "purchase"})
+
+
+@dataclass(frozen=True, slots=True)
+class WebFunnel:
+    """Probability that a session takes the next funnel step from the previous one."""
+
+    view_to_cart: float = 0.18  # product_view -> add_to_cart
+    cart_to_checkout: float = 0.45  # add_to_cart -> checkout
+    checkout_to_purchase: float = 0.7  # checkout -> purchase
+
+
+@dataclass(frozen=True, slots=True)
+class WebParams:
+    active_sessions: int = 200  # sessions interleaved at any moment
+    guest_share: float = 0.3  # sessions without a user_id (the transform's guest path)
+    funnel: WebFunnel = field(default_factory=WebFunnel)
+
+
+def _funnel(f: WebFunnel) -> dict[str, Transitions]:
+    return {
+        "page_view": Transitions(
+            None, 0.0, [("product_view", 55), ("search", 25), ("page_view", 12), (None, 8)]
+        ),
+        "search": Transitions(None, 0.0, [("product_view", 70), ("search", 15), (None, 15)]),
+        "product_view": Transitions(
+            "add_to_cart",
+            f.view_to_cart,
+            [("product_view", 60), ("search", 15), ("page_view", 5), (None, 20)],
+        ),
+        "add_to_cart": Transitions(
+            "checkout",
+            f.cart_to_checkout,
+            [("product_view", 55), ("remove_from_cart", 15), ("search", 10), (None, 20)],
+        ),
+        "remove_from_cart": Transitions(
+            "checkout", f.cart_to_checkout, [("product_view", 60), ("search", 10), (None, 30)]
+        ),
+        "checkout": Transitions(
+            "purchase",
+            f.checkout_to_purchase,
+            [("product_view", 30), ("remove_from_cart", 20), (None, 50)],
+        ),
+        "purchase": Transitions(None, 0.0, [("page_view", 20), (None, 80)]),
+    }
 
 
 @dataclass(slots=True)
@@ -39,9 +75,9 @@ class _Session:
     user_agent: str
     referrer: str
     ip: str
-    city: str
-    country: str
+    geo: dict[str, object]  # shared by the session's events: built once
     step: str = "page_view"
+    fresh: bool = True  # the first event of a session is its landing page_view
     cart: list[Product] = field(default_factory=list)
     product: Product | None = None
 
@@ -49,85 +85,84 @@ class _Session:
 class WebGenerator:
     source = "web"
 
-    def __init__(
-        self,
-        rng: random.Random,
-        pools: Pools,
-        catalog: list[Product],
-        active_sessions: int = 200,
-        guest_share: float = 0.3,
-    ) -> None:
+    def __init__(self, rng: random.Random, pools: Pools, catalog: Catalog, params: WebParams) -> None:
         self._rng = rng
         self._pools = pools
         self._catalog = catalog
-        self._guest_share = guest_share
+        self._params = params
+        self._funnel = _funnel(params.funnel)
         self._ids = EventIds(rng)
         self._ts = Timestamps()
-        self._sessions = [self._new_session() for _ in range(active_sessions)]
+        self._sessions = [self._new_session() for _ in range(params.active_sessions)]
 
     def _new_session(self) -> _Session:
         rng, pools = self._rng, self._pools
-        city, country = rng.choice(pools.cities)
-        guest = rng.random() < self._guest_share
+        city, country, lat, lon = rng.choice(CITIES)
+        guest = rng.random() < self._params.guest_share
         return _Session(
             session_id=self._ids.next(),
             user_id="" if guest else rng.choice(pools.user_ids),
             user_agent=rng.choice(USER_AGENTS),
             referrer=rng.choice(REFERRERS),
             ip=rng.choice(pools.ips),
-            city=city,
-            country=country,
+            geo={"city": city, "country": country, "lat": lat, "lon": lon},
         )
 
     def _advance(self, slot: int) -> _Session:
         session = self._sessions[slot]
-        roll = self._rng.random()
-        for nxt, p in FUNNEL[session.step]:
-            if roll < p:
-                session.step = nxt
-                return session
-            roll -= p
-        session = self._sessions[slot] = self._new_session()
+        if session.fresh:
+            session.fresh = False
+            return session
+        step = self._funnel[session.step].choose(self._rng.random())
+        if step is None:
+            session = self._sessions[slot] = self._new_session()
+            session.fresh = False
+            return session
+        if step in NEEDS_CART and not session.cart:
+            step = "product_view"
+        session.step = step
         return session
 
     def next_event(self, now: float) -> Event:
         rng = self._rng
-        slot = rng.randrange(len(self._sessions))
-        s = self._advance(slot)
+        s = self._advance(rng.randrange(len(self._sessions)))
+        step = s.step
         event: Event = {
             "event_id": self._ids.next(),
             "user_id": s.user_id,
-            "event_type": s.step,
+            "event_type": step,
             "timestamp": self._ts.format(now),
             "source": "web",
             "session_id": s.session_id,
             "user_agent": s.user_agent,
             "referrer": s.referrer,
             "ip": s.ip,
-            "geo": {"city": s.city, "country": s.country},
+            "geo": s.geo,
         }
-        step = s.step
         if step == "page_view":
             event["page"] = rng.choice(PAGES)
         elif step == "search":
-            event["query"] = rng.choice(self._pools.search_terms)
+            event["query"] = rng.choice(SEARCH_TERMS)
         elif step == "product_view":
-            s.product = rng.choice(self._catalog)
+            s.product = self._catalog.pick(rng)
             event["product_id"] = s.product.product_id
             event["category"] = s.product.category
+            event["price"] = s.product.price
         elif step == "add_to_cart":
-            product = s.product or rng.choice(self._catalog)
+            product = s.product or self._catalog.pick(rng)
             s.cart.append(product)
             event["product_id"] = product.product_id
             event["price"] = product.price
-        elif step == "remove_from_cart" and s.cart:
+            event["cart_items"] = len(s.cart)
+        elif step == "remove_from_cart":
             product = s.cart.pop(rng.randrange(len(s.cart)))
             event["product_id"] = product.product_id
-        elif step in ("checkout", "purchase"):
-            cart = s.cart or [s.product or rng.choice(self._catalog)]
-            event["product_id"] = cart[0].product_id
-            event["items"] = len(cart)
+            event["cart_items"] = len(s.cart)
+        else:  # checkout or purchase: both have a non-empty cart (NEEDS_CART)
+            event["product_id"] = s.cart[0].product_id
+            event["cart_items"] = len(s.cart)
             if step == "purchase":
-                event["amount"] = round(sum(p.price for p in cart), 2)
+                event["amount"] = round(sum(p.price for p in s.cart), 2)
+                event["order_id"] = f"o-{s.session_id[:8]}-{rng.randrange(10**6):06d}"
                 s.cart = []
         return event
