@@ -5,8 +5,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+TOOLS_VENV ?= .venv-tools
+CHECKOV    := $(TOOLS_VENV)/bin/checkov
 
-.PHONY: run test lint unit lock clean
+.PHONY: run test lint unit tools lock clean
 .DEFAULT_GOAL := run
 
 $(BIN)/python:
@@ -24,13 +26,24 @@ $(VENV)/.test-installed: pyproject.toml constraints.txt | $(BIN)/python
 run: $(VENV)/.run-installed
 	$(BIN)/firehose-loadgen run $(ARGS)
 
+# checkov pins a botocore far older than aiobotocore allows, so it gets its own virtualenv,
+# locked by deploy/checkov-constraints.txt.
+$(CHECKOV): deploy/checkov-constraints.txt
+	rm -rf $(TOOLS_VENV)
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/python -m pip --disable-pip-version-check -q install -c deploy/checkov-constraints.txt checkov
+	touch $@
+
+tools: $(CHECKOV)
+
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check producer tests deploy
 	$(BIN)/ruff format --check producer tests deploy
 	$(BIN)/mypy
+	$(BIN)/mypy --strict deploy/lambda/transform.py deploy/sync_inline_code.py
 
-unit: $(VENV)/.test-installed
-	$(BIN)/pytest $(PYTEST_ARGS)
+unit: $(VENV)/.test-installed $(CHECKOV)
+	CHECKOV=$(abspath $(CHECKOV)) $(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint unit
 
@@ -42,4 +55,4 @@ lock:
 	rm -rf .lock-venv
 
 clean:
-	rm -rf $(VENV) loadgen-output .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(TOOLS_VENV) loadgen-output .mypy_cache .ruff_cache .pytest_cache

@@ -4,7 +4,6 @@ file, the field and the allowed values (one line per problem)."""
 from __future__ import annotations
 
 import dataclasses
-import sys
 import types
 import typing
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from producer.profile_schema import (
     StepSpec,
 )
 from producer.schedule import RateShape
+from producer.shipped import shipped_roots
 
 GENERATOR_NAMES: tuple[str, ...] = get_args(GeneratorName)
 
@@ -81,9 +81,7 @@ class ProfileError(UsageError):
 
 def profile_dirs() -> list[Path]:
     """Where shipped profiles live: the source tree's ``profiles/``, or the installed copy."""
-    here = Path(__file__).resolve().parent.parent / "profiles"
-    installed = Path(sys.prefix) / "share" / "firehose-loadgen" / "profiles"
-    return [d for d in (here, installed) if d.is_dir()]
+    return [root / "profiles" for root in shipped_roots() if (root / "profiles").is_dir()]
 
 
 def shipped_profiles() -> dict[str, Path]:

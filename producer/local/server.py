@@ -32,6 +32,7 @@ from producer.local.streams import (
     validate_name,
 )
 from producer.local.transform import Handler, TransformRunner, find_transform, load_handler
+from producer.shipped import shipped_roots
 
 TARGET_PREFIX = "Firehose_20150804."
 DATA_PLANE = frozenset({"PutRecord", "PutRecordBatch"})
@@ -66,10 +67,6 @@ class LocalOptions:
 
 class _Dropped(Exception):
     """The connection was closed on purpose (fault injection)."""
-
-
-def _source_checkout() -> Path:
-    return Path(__file__).resolve().parents[2]
 
 
 class LocalFirehose:
@@ -226,7 +223,7 @@ class LocalFirehose:
         processing = stream.processing
         if processing is None or processing.lambda_arn is None:
             return None
-        path = find_transform(self.options.transform_path, [Path.cwd(), _source_checkout()])
+        path = find_transform(self.options.transform_path, [Path.cwd(), *shipped_roots()])
         handler: Handler | None = None
         if path is None:
             log.warning("stream %s: no transform found; records pass through unchanged", stream.name)
