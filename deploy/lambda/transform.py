@@ -32,6 +32,11 @@ HIGH_AMOUNT = 100.0
 MEDIUM_AMOUNT = 50.0
 
 
+# Without these an event cannot be typed, timed or traced downstream (the Glue table's columns);
+# user_id may be missing or empty: that is a guest.
+REQUIRED_FIELDS = ("event_id", "event_type", "timestamp")
+
+
 class BadRecord(ValueError):
     """The record cannot be enriched; it goes back as ProcessingFailed with its original data."""
 
@@ -74,6 +79,9 @@ def _category(amount: float | None) -> str:
 def enrich(event: dict[str, Any], processed_at: str) -> dict[str, Any]:
     """The event plus the pipeline's four fields; a numeric-string amount becomes a number so the
     Parquet column (double) can hold it."""
+    missing = [name for name in REQUIRED_FIELDS if not isinstance(event.get(name), str) or not event[name]]
+    if missing:
+        raise BadRecord(f"missing required field(s): {', '.join(missing)}")
     amount = _amount(event)
     out = dict(event)
     if amount is not None:

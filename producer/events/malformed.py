@@ -4,8 +4,8 @@ Three kinds, each a fault real producers ship:
 - ``not_json``: a record cut short mid-object (a crashed writer, a bad proxy);
 - ``string_amount``: ``"amount": "250.00 USD"``, a display string where a number belongs; not a
   bare ``"250"``, which a lenient transform (ours, deploy/lambda) rightly repairs;
-- ``missing_fields``: no ``user_id``, ``event_type`` or ``timestamp`` (an old client). Whether
-  this fails depends on the transform: ours accepts it and files the event as a guest.
+- ``missing_fields``: no ``user_id``, ``event_type`` or ``timestamp`` (an old client); the
+  transform needs ``event_type`` and ``timestamp`` and returns it as ProcessingFailed.
 ``event_id`` is always kept, so a failed record can still be traced.
 """
 

@@ -270,3 +270,19 @@ def test_typical_records_grow_less() -> None:
     typical = json.dumps({**SAMPLES[0], "session_id": "s" * 36, "user_agent": "Mozilla/5.0 " * 6}).encode()
     smallest = json.dumps(SMALLEST, separators=(",", ":")).encode()
     assert _growth(typical) < _growth(smallest)
+
+
+@pytest.mark.parametrize("field", ["event_id", "event_type", "timestamp"])
+def test_events_without_a_required_field_fail_with_their_data(field: str) -> None:
+    event = {
+        "event_id": "e-1",
+        "user_id": "user_1",
+        "event_type": "page_view",
+        "timestamp": "2026-12-01T08:00:00.000Z",
+        "source": "web",
+    }
+    del event[field]
+    payload = json.dumps(event).encode() + b"\n"
+    (record,) = transform.lambda_handler(_event(payload), None)["records"]
+    assert record["result"] == "ProcessingFailed"
+    assert _decoded(record) == payload
