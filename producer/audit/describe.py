@@ -1,0 +1,47 @@
+"""The streams' buffering hints: DescribeDeliveryStream through the producer's client, or, for a
+run on the embedded target, the reference requests it created its streams with."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from producer import pipeline
+from producer.audit.hints import BufferHints, from_description
+from producer.errors import UsageError
+from producer.firehose import ApiError, ClientSettings, TransportError, open_client
+
+
+async def describe_hints(settings: ClientSettings, streams: Iterable[str]) -> dict[str, BufferHints]:
+    out: dict[str, BufferHints] = {}
+    async with open_client(settings) as client:
+        for name in streams:
+            try:
+                description = await client.describe(name)
+            except (ApiError, TransportError) as exc:
+                where = settings.endpoint_url or f"AWS {settings.region}"
+                raise UsageError(f"describing {name!r} at {where} failed: {exc}") from None
+            hints = from_description(description)
+            if hints is not None:
+                out[name] = hints
+    return out
+
+
+def reference_hints(streams: Iterable[str]) -> dict[str, BufferHints]:
+    """What ``run`` on the local target created (app.prepare_streams uses pipeline.stream_request)."""
+    out: dict[str, BufferHints] = {}
+    for name in streams:
+        request = pipeline.stream_request(name)
+        found = from_description(
+            {
+                "Destinations": [
+                    {
+                        k.replace("Configuration", "Description"): v
+                        for k, v in request.items()
+                        if k.endswith("Configuration")
+                    }
+                ]
+            }
+        )
+        if found is not None:
+            out[name] = found
+    return out

@@ -1,0 +1,112 @@
+"""Buffering hints from DescribeDeliveryStream, and whether delivered objects fit them.
+
+Firehose writes an object when the buffer reaches SizeInMBs or its oldest record is
+IntervalInSeconds old, whichever comes first:
+https://docs.aws.amazon.com/firehose/latest/APIReference/API_BufferingHints.html
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from producer import limits
+from producer.audit.findings import ObjectStat
+
+# Arrival spans a little over the interval are the timer's wake-up jitter, not a broken hint.
+SPAN_TOLERANCE_S = 1.0
+_DESTINATION_KEYS = (
+    "ExtendedS3DestinationDescription",
+    "S3DestinationDescription",
+    "AmazonopensearchserviceDestinationDescription",
+    "ElasticsearchDestinationDescription",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BufferHints:
+    interval_s: float
+    size_mib: int
+
+    @property
+    def size_bytes(self) -> int:
+        return self.size_mib * 1024 * 1024
+
+    def label(self) -> str:
+        return f"{self.interval_s:g}s/{self.size_mib}MiB"
+
+
+def from_description(description: dict[str, Any]) -> BufferHints | None:
+    """The main destination's hints in a DeliveryStreamDescription (not its S3 backup's)."""
+    for destination in description.get("Destinations") or []:
+        for key in _DESTINATION_KEYS:
+            hints = (destination.get(key) or {}).get("BufferingHints")
+            if hints:
+                return BufferHints(
+                    float(hints.get("IntervalInSeconds", limits.DEFAULT_BUFFER_INTERVAL_S)),
+                    int(hints.get("SizeInMBs", limits.DEFAULT_BUFFER_MIB)),
+                )
+    return None
+
+
+def parse(text: str) -> BufferHints:
+    """``2s/1`` or ``60/5`` (interval, then MiB); ValueError with a message for the user."""
+    from producer.durations import parse_duration
+
+    interval_text, sep, size_text = text.partition("/")
+    try:
+        if not sep:
+            raise ValueError
+        interval = parse_duration(interval_text)
+        size = int(size_text.strip().removesuffix("MiB").removesuffix("MB"))
+    except ValueError:
+        raise ValueError(f"{text!r} is not INTERVAL/SIZE_MIB, like 2s/1 or 60s/5") from None
+    low, high = limits.BUFFER_INTERVAL_S_RANGE
+    if (
+        not low <= interval <= high
+        or not limits.S3_BUFFER_MIB_RANGE[0] <= size <= limits.OPENSEARCH_BUFFER_MIB_RANGE[1]
+    ):
+        raise ValueError(f"{text!r}: interval must be {low}-{high} s and size 1-100 MiB (API_BufferingHints)")
+    return BufferHints(interval, size)
+
+
+@dataclass(frozen=True, slots=True)
+class HintCheck:
+    expected_min: int
+    expected_max: int
+    consistent: bool
+    problems: list[str]
+
+
+def check(objects: Sequence[ObjectStat], hints: BufferHints) -> HintCheck | None:
+    """Object count and shape against the hints, assuming steady load over the run.
+
+    With steady load each buffer opens at the first record after the previous flush, so a run
+    whose arrivals span W seconds makes about W / interval objects, plus one per SizeInMBs of
+    data; a buffer can overshoot the size by at most one PutRecordBatch (4 MiB)."""
+    spans = [(o.first_arrival, o.last_arrival) for o in objects if o.first_arrival and o.last_arrival]
+    if not spans or hints.interval_s <= 0:
+        return None
+    window = max(last for _, last in spans) - min(first for first, _ in spans)
+    total = sum(o.bytes for o in objects)
+    by_size = sum(1 for o in objects if o.bytes >= hints.size_bytes)
+    low = max(1, math.floor(window / (hints.interval_s + SPAN_TOLERANCE_S)) if not by_size else 1)
+    high = math.ceil(window / hints.interval_s) + 1 + math.ceil(total / hints.size_bytes)
+    problems: list[str] = []
+    long_spans = [
+        o.key
+        for o in objects
+        if o.first_arrival
+        and o.last_arrival
+        and o.last_arrival - o.first_arrival > hints.interval_s + SPAN_TOLERANCE_S
+    ]
+    if long_spans:
+        problems.append(f"{len(long_spans)} objects hold arrivals longer apart than the interval")
+    oversized = [o.key for o in objects if o.bytes > hints.size_bytes + limits.MAX_BATCH_BYTES]
+    if oversized:
+        problems.append(f"{len(oversized)} objects exceed SizeInMBs by more than one batch")
+    if not low <= len(objects) <= high:
+        problems.append(f"{len(objects)} objects, expected {low}-{high} for these hints")
+    return HintCheck(low, high, not problems, problems)

@@ -1,0 +1,102 @@
+"""What the producer says it sent: the run summary (OUTPUT_DIR/runs/RUN_ID.json) and its
+dead-letter spool (records never accepted, so never expected at the destination)."""
+
+from __future__ import annotations
+
+import calendar
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from producer.audit import trace
+from producer.errors import UsageError
+from producer.spool import read_spool
+
+_RUN_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+
+
+@dataclass(slots=True)
+class StreamSent:
+    accepted: int
+    dead_lettered: int
+    throttled_records: int
+    retried_records: int
+    possible_duplicates: int
+    dead_seqs: set[int] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class RunInfo:
+    run_id: str
+    events_generated: int
+    summary: dict[str, Any]
+    streams: dict[str, StreamSent]
+
+    @property
+    def window(self) -> tuple[float, float] | None:
+        """Unix seconds the run started and ended, from the id's UTC stamp (second resolution)
+        and the summary's duration; None for ids not made by ``new_run_id``."""
+        try:
+            started = calendar.timegm(time.strptime(self.run_id[:16], "%Y%m%dT%H%M%SZ"))
+        except ValueError:
+            return None
+        return float(started), started + float(self.summary.get("duration_s") or 0.0) + 1.0
+
+    def exact(self, stream: str) -> bool:
+        """True when every generated event was offered to ``stream`` (fan-out to all), so the
+        expected sequence numbers are 0..N-1 minus the dead-lettered ones."""
+        s = self.streams[stream]
+        return s.accepted + s.dead_lettered == self.events_generated
+
+
+def summary_path(output_dir: Path, run_id: str) -> Path:
+    return output_dir / "runs" / f"{run_id}.json"
+
+
+def load_run(output_dir: Path, run_id: str) -> RunInfo:
+    """The run's summary and spool; UsageError (exit 2, one line) when they cannot be read."""
+    if not _RUN_ID.fullmatch(run_id):
+        raise UsageError(f"--run-id {run_id!r} is not a run id (like 20260101T000000Z-abc123)")
+    if not output_dir.is_dir():
+        raise UsageError(f"--output-dir {output_dir}: no such folder")
+    path = summary_path(output_dir, run_id)
+    if not path.is_file():
+        known = sorted(p.stem for p in (output_dir / "runs").glob("*.json"))[-3:]
+        hint = f"; latest runs there: {', '.join(known)}" if known else ""
+        raise UsageError(f"unknown run id {run_id!r}: no {path}{hint}")
+    try:
+        summary = orjson.loads(path.read_bytes())
+        streams = {
+            name: StreamSent(
+                accepted=int(s["accepted"]),
+                dead_lettered=int(s.get("dead_lettered", 0)),
+                throttled_records=int(s.get("throttled_records", 0)),
+                retried_records=int(s.get("retried_records", 0)),
+                possible_duplicates=int(s.get("possible_duplicates", 0)),
+            )
+            for name, s in summary["streams"].items()
+        }
+        info = RunInfo(str(summary["run_id"]), int(summary["events_generated"]), summary, streams)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise UsageError(f"{path}: not a run summary ({exc})") from None
+    _read_dead_letters(info, output_dir)
+    return info
+
+
+def _read_dead_letters(info: RunInfo, output_dir: Path) -> None:
+    spool = info.summary.get("dead_letter_path")
+    path = Path(spool) if spool else output_dir / "dead-letter" / f"{info.run_id}.jsonl"
+    if not path.is_file():
+        return
+    try:
+        for entry in read_spool(path):
+            found = trace.from_record(entry.data)
+            sent = info.streams.get(entry.stream)
+            if found is not None and found.run_id == info.run_id and sent is not None:
+                sent.dead_seqs.add(found.seq)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None

@@ -1,0 +1,74 @@
+"""The trace fields every event carries, and pulling them out of a delivered record.
+
+``run_id`` is the run's id (the summary's ``run_id``); ``seq`` is the event's 0-based number in
+the run, the same in every stream the event goes to. A record that is not valid JSON (a
+malformed record cut short on purpose) may still hold both near its start, so a regular
+expression tries the raw bytes before the record is counted as untraced.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+RUN_ID_FIELD = "run_id"
+SEQ_FIELD = "seq"
+# When the event was made. Late mobile events carry the phone's (earlier) time in ``timestamp``
+# and the moment they were sent in ``received_at``; the pipeline's latency starts at sending.
+EVENT_TIME_FIELDS = ("received_at", "timestamp")
+
+_RUN_ID_RE = re.compile(rb'"run_id"\s*:\s*"([^"\\]{1,128})"')
+_SEQ_RE = re.compile(rb'"seq"\s*:\s*(\d{1,18})')
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    run_id: str
+    seq: int
+    event_time: float | None  # Unix seconds; None when the record has no readable time
+
+
+def parse_time(value: Any) -> float | None:
+    """ISO-8601 (``2026-01-01T00:00:00.123Z``) or Unix seconds/milliseconds to Unix seconds."""
+    if isinstance(value, str) and value:
+        try:
+            return datetime.fromisoformat(value).timestamp()
+        except ValueError:
+            return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value / 1000.0 if value > 1e11 else float(value)
+    return None
+
+
+def from_event(event: dict[str, Any]) -> Trace | None:
+    run_id = event.get(RUN_ID_FIELD)
+    seq = event.get(SEQ_FIELD)
+    if not isinstance(run_id, str) or not isinstance(seq, int) or isinstance(seq, bool):
+        return None
+    when = None
+    for name in EVENT_TIME_FIELDS:
+        when = parse_time(event.get(name))
+        if when is not None:
+            break
+    return Trace(run_id, seq, when)
+
+
+def from_record(record: bytes) -> Trace | None:
+    """The trace of one record (a JSON object, or the readable start of a broken one)."""
+    try:
+        event = orjson.loads(record)
+    except orjson.JSONDecodeError:
+        return from_raw(record)
+    return from_event(event) if isinstance(event, dict) else None
+
+
+def from_raw(record: bytes) -> Trace | None:
+    run = _RUN_ID_RE.search(record)
+    seq = _SEQ_RE.search(record)
+    if run is None or seq is None:
+        return None
+    return Trace(run.group(1).decode("utf-8", "replace"), int(seq.group(1)), None)
