@@ -19,6 +19,8 @@ class Record:
     attempts: int = 0
     first_attempt_at: float = 0.0  # wall-clock seconds, 0 until first sent
     last_attempt_at: float = 0.0
+    last_error: str = ""  # ErrorCode (or transport error) of the latest failed attempt
+    last_message: str = ""
 
 
 @dataclass(slots=True)

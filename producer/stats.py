@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+# (current limit in records/s or None when unpaced, accepted records/s over a short window)
+RateProbe = Callable[[], tuple[float | None, float]]
 
 
 @dataclass(slots=True)
@@ -13,10 +17,12 @@ class StreamStats:
     ``sent == accepted + dead_lettered``. The rest are events, not record states."""
 
     name: str
+    target_rate: float = 0.0  # records/s the run asks of this stream (every event goes to it)
     sent: int = 0
     accepted: int = 0
     dead_lettered: int = 0
     retried_records: int = 0
+    failed_record_attempts: int = 0  # record attempts that failed (per record, whole call or transport)
     throttled_records: int = 0
     failed_requests: int = 0
     possible_duplicates: int = 0
@@ -24,23 +30,32 @@ class StreamStats:
     bytes_sent: int = 0
     in_flight: int = 0
     held: int = 0  # records inside the channel: accumulating, queued, in flight or waiting to retry
+    blocked_s: float = 0.0  # time generation waited on this stream (--on-full block)
+    not_taken_after_stop: int = 0  # records refused because the stream had stopped (not in sent)
+    rate_cuts: int = 0
     failures_by_code: Counter[str] = field(default_factory=Counter)
     dead_by_reason: Counter[str] = field(default_factory=Counter)
-    latencies_s: deque[float] = field(default_factory=lambda: deque(maxlen=2048))
     stopped_reason: str = ""
+    rate_probe: RateProbe | None = None  # set by the stream's sender
 
-    def latency_quantile(self, q: float) -> float | None:
-        if not self.latencies_s:
-            return None
-        ordered = sorted(self.latencies_s)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+    @property
+    def current_limit(self) -> float | None:
+        """The adaptive send limit (records/s); None while the stream has not been throttled."""
+        return self.rate_probe()[0] if self.rate_probe else None
+
+    @property
+    def achieved_rate(self) -> float:
+        """Records/s the stream accepted over the last couple of seconds."""
+        return self.rate_probe()[1] if self.rate_probe else 0.0
 
     def summary(self) -> dict[str, Any]:
+        limit = self.current_limit
         return {
             "sent": self.sent,
             "accepted": self.accepted,
             "dead_lettered": self.dead_lettered,
             "retried_records": self.retried_records,
+            "failed_record_attempts": self.failed_record_attempts,
             "throttled_records": self.throttled_records,
             "failed_requests": self.failed_requests,
             "possible_duplicates": self.possible_duplicates,
@@ -48,5 +63,59 @@ class StreamStats:
             "bytes_sent": self.bytes_sent,
             "failures_by_code": dict(self.failures_by_code),
             "dead_lettered_by_reason": dict(self.dead_by_reason),
+            "target_rate": self.target_rate,
+            "rate_limit": None if limit is None else round(limit, 1),
+            "rate_cuts": self.rate_cuts,
+            "blocked_s": round(self.blocked_s, 3),
+            "not_taken_after_stop": self.not_taken_after_stop,
             "stopped_reason": self.stopped_reason or None,
+        }
+
+
+def expected_events(rate_at: Callable[[float], float], until_s: float, step_s: float = 0.01) -> float:
+    """Events a schedule asks for over ``[0, until_s]`` (trapezoid rule, as the pacer counts).
+
+    Example: ``expected_events(lambda t: 100.0, 2.0) == 200.0``.
+    """
+    total = 0.0
+    t = 0.0
+    while t < until_s:
+        nxt = min(until_s, t + step_s)
+        total += (rate_at(t) + rate_at(nxt)) / 2 * (nxt - t)
+        t = nxt
+    return total
+
+
+@dataclass(slots=True)
+class ScheduleCheck:
+    """How far generation fell behind the schedule: under ``--on-full block`` a stream that
+    cannot keep up slows generation, and the summary must say by how much.
+
+    ``mark`` is called once, at the scheduled end of generation (or when it ends early, on a
+    signal); ``on_time_events`` is how many events had been made by then.
+    """
+
+    rate_at: Callable[[float], float]
+    duration_s: float
+    # The pacer ticks every 10 ms and its last tick lands just after the deadline: events made
+    # within this much of it count as on time.
+    tolerance_s: float = 0.25
+    on_time_events: int | None = None
+    marked_at_s: float = 0.0
+
+    def mark(self, events: int, elapsed_s: float) -> None:
+        if self.on_time_events is None:
+            self.on_time_events = events
+            self.marked_at_s = min(elapsed_s, self.duration_s)
+
+    def summary(self, generated: int) -> dict[str, Any]:
+        target = round(expected_events(self.rate_at, self.marked_at_s))
+        on_time = generated if self.on_time_events is None else self.on_time_events
+        shortfall = max(0, target - on_time)
+        return {
+            "target_events": target,
+            "on_time_events": on_time,
+            "shortfall_events": shortfall,
+            "shortfall_pct": round(100.0 * shortfall / target, 2) if target else 0.0,
+            "late_events": max(0, generated - on_time),
         }

@@ -98,3 +98,25 @@ def delivered_event_ids(root: Path) -> Counter[str]:
                 if line.strip():
                     ids[orjson.loads(line)["event_id"]] += 1
     return ids
+
+
+def start_cli(*args: str, prefix: tuple[str, ...] = (), cwd: Path | None = None) -> subprocess.Popen[str]:
+    """``python -m producer ARGS`` started in the background (for signals and RSS sampling);
+    ``prefix`` runs it under another command (``unshare ...`` to make it PID 1)."""
+    return subprocess.Popen(
+        [*prefix, sys.executable, "-m", "producer", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+        cwd=cwd or REPO,
+    )
+
+
+def rss_kib(pid: int) -> tuple[int, int]:
+    """(current RSS, peak RSS) of a live process in KiB, from /proc."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = value.strip()
+    return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])

@@ -1,0 +1,95 @@
+"""The accumulator never breaks a PutRecordBatch limit, loses or reorders a record."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from producer import limits
+from producer.batching import Accumulator, Batch, Record
+
+# Mostly small records, some near the 1,024,000-byte record limit, so both the 500-record and
+# the 4 MiB limit get hit.
+SIZES = st.one_of(
+    st.integers(0, 2_000),
+    st.integers(limits.MAX_RECORD_BYTES - 2_000, limits.MAX_RECORD_BYTES),
+    st.integers(0, limits.MAX_RECORD_BYTES),
+)
+_ZEROS = bytes(limits.MAX_RECORD_BYTES)
+
+
+def _record(index: int, size: int) -> Record:
+    # created_at carries the input position, so order can be checked after batching.
+    return Record(_ZEROS[:size], created_at=float(index))
+
+
+def _run(acc: Accumulator, sizes: list[int]) -> list[Batch]:
+    batches: list[Batch] = []
+    for i, size in enumerate(sizes):
+        full = acc.add(_record(i, size))
+        if full is not None:
+            batches.append(full)
+    last = acc.drain()
+    if last is not None:
+        batches.append(last)
+    return batches
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    sizes=st.lists(SIZES, max_size=1_200),
+    max_records=st.sampled_from([1, 2, 7, 500]),
+    max_bytes=st.sampled_from([limits.MAX_RECORD_BYTES, 2_500_000, limits.MAX_BATCH_BYTES]),
+)
+def test_batches_keep_limits_order_and_every_record(
+    sizes: list[int], max_records: int, max_bytes: int
+) -> None:
+    acc = Accumulator(max_records, max_bytes)
+    batches = _run(acc, sizes)
+    for batch in batches:
+        assert 1 <= len(batch) <= max_records <= limits.MAX_BATCH_RECORDS
+        assert batch.size == sum(len(r.data) for r in batch.records)
+        assert batch.size <= max_bytes <= limits.MAX_BATCH_BYTES
+    flat = [r.created_at for b in batches for r in b.records]
+    assert flat == [float(i) for i in range(len(sizes))], "lost, duplicated or reordered"
+    assert len(acc) == 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(sizes=st.lists(SIZES, min_size=1, max_size=800))
+def test_a_batch_is_closed_only_when_the_next_record_would_not_fit(sizes: list[int]) -> None:
+    # No needlessly small batches: each batch but the last is full by count, or the first
+    # record of the next batch would have broken the byte limit.
+    batches = _run(Accumulator(), sizes)
+    for batch, following in itertools.pairwise(batches):
+        full_by_count = len(batch) == limits.MAX_BATCH_RECORDS
+        next_size = len(following.records[0].data)
+        assert full_by_count or batch.size + next_size > limits.MAX_BATCH_BYTES
+
+
+def test_record_over_the_limit_is_refused() -> None:
+    acc = Accumulator()
+    with pytest.raises(ValueError, match="MAX_RECORD_BYTES"):
+        acc.add(Record(b"x" * (limits.MAX_RECORD_BYTES + 1), 0.0))
+    assert len(acc) == 0
+    acc.add(Record(b"x" * limits.MAX_RECORD_BYTES, 0.0))  # exactly the limit is fine
+    assert len(acc) == 1
+
+
+def test_limits_match_the_api_reference() -> None:
+    # https://docs.aws.amazon.com/firehose/latest/APIReference/API_PutRecordBatch.html
+    assert limits.MAX_BATCH_RECORDS == 500
+    assert limits.MAX_BATCH_BYTES == 4_194_304
+    assert limits.MAX_RECORD_BYTES == 1_024_000
+
+
+@pytest.mark.parametrize(
+    ("max_records", "max_bytes"),
+    [(0, limits.MAX_BATCH_BYTES), (501, limits.MAX_BATCH_BYTES), (500, limits.MAX_BATCH_BYTES + 1)],
+)
+def test_settings_beyond_the_api_limits_are_rejected(max_records: int, max_bytes: int) -> None:
+    with pytest.raises(ValueError):
+        Accumulator(max_records, max_bytes)

@@ -1,0 +1,65 @@
+"""The dead-letter spool: every field a replay or a person needs, and clear errors on bad files."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import orjson
+import pytest
+
+from producer.batching import Record
+from producer.spool import Spool, read_spool
+
+
+def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "sub" / "dead.jsonl")
+    failed = Record(
+        b"\x00binary\xff", created_at=1.0, attempts=4, first_attempt_at=100.5, last_attempt_at=107.25
+    )
+    failed.last_error, failed.last_message = "ServiceUnavailableException", "Slow down."
+    never_sent = Record(b"x" * 10, created_at=2.0)
+    spool.write("s1", [failed], "RetriesExhausted", message="gave up after 4 attempts")
+    spool.write("s2", [never_sent], "RecordTooLarge", message="too big")
+    spool.close()
+    lines = [orjson.loads(line) for line in spool.path.read_bytes().splitlines()]
+    assert lines[0] == {
+        "stream": "s1",
+        "reason": "RetriesExhausted",
+        "error_code": "ServiceUnavailableException",
+        "message": "gave up after 4 attempts",
+        "attempts": 4,
+        "first_attempt_at": 100.5,
+        "last_attempt_at": 107.25,
+        "data": base64.b64encode(b"\x00binary\xff").decode(),
+    }
+    assert lines[1]["error_code"] == "RecordTooLarge" and lines[1]["first_attempt_at"] is None
+    entries = list(read_spool(spool.path))
+    assert [e.data for e in entries] == [b"\x00binary\xff", b"x" * 10]
+    assert entries[0].attempts == 4 and entries[1].first_attempt_at == 0.0
+    assert spool.count == 2
+
+
+def test_explicit_error_code_wins_over_the_records_last(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "d.jsonl")
+    record = Record(b"a", 0.0, attempts=1)
+    record.last_error = "InternalFailure"
+    spool.write("s", [record], "NonRetryable", "ResourceNotFoundException", "gone")
+    spool.close()
+    [entry] = read_spool(spool.path)
+    assert entry.error_code == "ResourceNotFoundException" and entry.message == "gone"
+
+
+def test_no_file_until_something_is_spooled(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "d.jsonl")
+    spool.write("s", [], "Dropped")
+    spool.close()
+    assert not spool.path.exists()
+
+
+def test_bad_line_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    good = orjson.dumps({"stream": "s", "reason": "Dropped", "data": base64.b64encode(b"a").decode()})
+    path.write_bytes(good + b"\n\n" + b'{"stream": "s"}\n')
+    with pytest.raises(ValueError, match=r"d\.jsonl:3: not a dead-letter entry"):
+        list(read_spool(path))
