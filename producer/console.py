@@ -1,4 +1,9 @@
-"""The live line while a run goes, and the per-stream summary at its end."""
+"""What a person sees: a live per-stream view while a run goes, and the summary at its end.
+
+On a terminal the live view is a rich table redrawn about once a second. Elsewhere
+(containers, CI, pipes) it prints one line every ``log_every_s`` seconds, as text or as JSON
+(``--log-format json``) for log collectors.
+"""
 
 from __future__ import annotations
 
@@ -6,97 +11,201 @@ import asyncio
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any, TextIO
+from dataclasses import dataclass
+from typing import Any, Literal, TextIO
 
+import orjson
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from producer.histogram import StreamHistograms
 from producer.stats import StreamStats
 
+LogFormat = Literal["text", "json"]
 
-def _fmt_latency(value: float | None) -> str:
-    return "-" if value is None else f"{value * 1000:.0f}ms"
+
+@dataclass(frozen=True, slots=True)
+class StreamRow:
+    name: str
+    rate: float
+    accepted: int
+    retried: int
+    throttled: int
+    dead_lettered: int
+    queued: int
+    p50_s: float | None
+    p99_s: float | None
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return "inf" if value == float("inf") else f"{value * 1000:.0f}ms"
 
 
 class LiveView:
-    """One status line a second. On a terminal it rewrites itself; elsewhere (containers, CI)
-    it prints a line every ``log_every_s`` seconds."""
-
     def __init__(
         self,
         stats: Sequence[StreamStats],
+        histograms: dict[str, StreamHistograms],
         target_rate: float,
         out: TextIO = sys.stdout,
+        log_format: LogFormat = "text",
         interval_s: float = 1.0,
-        log_every_s: float = 5.0,
+        log_every_s: float = 10.0,
+        tty: bool | None = None,
     ) -> None:
         self.stats = stats
+        self.histograms = histograms
         self.target_rate = target_rate
         self.out = out
+        self.log_format = log_format
         self.interval_s = interval_s
-        self.tty = out.isatty()
         self.log_every_s = log_every_s
-        self._last_accepted = {s.name: 0 for s in stats}
-        self._last_time = time.monotonic()
-        self._started = self._last_time
-        self._last_print = 0.0
+        self.tty = out.isatty() if tty is None else tty
+        self._previous = {s.name: (time.monotonic(), s.accepted) for s in stats}
+        self._started = time.monotonic()
 
-    def line(self) -> str:
+    def rows(self) -> list[StreamRow]:
         now = time.monotonic()
-        dt = max(now - self._last_time, 1e-6)
-        parts = []
+        rows = []
         for s in self.stats:
-            rate = (s.accepted - self._last_accepted[s.name]) / dt
-            self._last_accepted[s.name] = s.accepted
-            parts.append(
-                f"{s.name}: {rate:,.0f}/s of {self.target_rate:,.0f} accepted {s.accepted:,} "
-                f"retried {s.retried_records:,} throttled {s.throttled_records:,} "
-                f"dead {s.dead_lettered:,} p99 {_fmt_latency(s.latency_quantile(0.99))}"
+            then, accepted = self._previous[s.name]
+            rate = (s.accepted - accepted) / max(now - then, 1e-6)
+            self._previous[s.name] = (now, s.accepted)
+            h = self.histograms[s.name].request_seconds
+            rows.append(
+                StreamRow(
+                    s.name,
+                    rate,
+                    s.accepted,
+                    s.retried_records,
+                    s.throttled_records,
+                    s.dead_lettered,
+                    s.held,
+                    h.quantile(0.5),
+                    h.quantile(0.99),
+                )
             )
-        self._last_time = now
-        return f"[{now - self._started:4.0f}s] " + " | ".join(parts)
+        return rows
+
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self._started
+
+    def table(self, rows: list[StreamRow]) -> Table:
+        table = Table(
+            title=f"firehose-loadgen  {self.elapsed_s():.0f}s  target {self.target_rate:,.0f} "
+            "events/s to every stream",
+            title_justify="left",
+        )
+        for column in (
+            "stream",
+            "rate/s",
+            "accepted",
+            "retried",
+            "throttled",
+            "dead-lettered",
+            "queued",
+            "p50",
+            "p99",
+        ):
+            table.add_column(column, justify="left" if column == "stream" else "right")
+        for r in rows:
+            table.add_row(
+                r.name,
+                f"{r.rate:,.0f}",
+                f"{r.accepted:,}",
+                f"{r.retried:,}",
+                f"{r.throttled:,}",
+                f"{r.dead_lettered:,}",
+                f"{r.queued:,}",
+                _ms(r.p50_s),
+                _ms(r.p99_s),
+            )
+        return table
+
+    def line(self, rows: list[StreamRow]) -> str:
+        if self.log_format == "json":
+            return orjson.dumps(
+                {
+                    "event": "progress",
+                    "elapsed_s": round(self.elapsed_s(), 1),
+                    "target_rate": self.target_rate,
+                    "streams": {
+                        r.name: {
+                            "rate": round(r.rate, 1),
+                            "accepted": r.accepted,
+                            "retried": r.retried,
+                            "throttled": r.throttled,
+                            "dead_lettered": r.dead_lettered,
+                            "queued": r.queued,
+                            "p50_s": r.p50_s,
+                            "p99_s": r.p99_s,
+                        }
+                        for r in rows
+                    },
+                }
+            ).decode()
+        streams = " | ".join(
+            f"{r.name}: {r.rate:,.0f}/s of {self.target_rate:,.0f} accepted {r.accepted:,} "
+            f"retried {r.retried:,} throttled {r.throttled:,} dead {r.dead_lettered:,} "
+            f"p99 {_ms(r.p99_s)}"
+            for r in rows
+        )
+        return f"[{self.elapsed_s():4.0f}s] {streams}"
 
     async def run(self) -> None:
+        if self.tty and self.log_format == "text":
+            console = Console(file=self.out)
+            with Live(self.table(self.rows()), console=console, auto_refresh=False) as live:
+                while True:
+                    await asyncio.sleep(self.interval_s)
+                    live.update(self.table(self.rows()), refresh=True)
         while True:
-            await asyncio.sleep(self.interval_s)
-            text = self.line()
-            if self.tty:
-                self.out.write("\r\x1b[2K" + text)
-                self.out.flush()
-            elif time.monotonic() - self._last_print >= self.log_every_s:
-                self._last_print = time.monotonic()
-                self.out.write(text + "\n")
-                self.out.flush()
-
-    def finish(self) -> None:
-        if self.tty:
-            self.out.write("\n")
+            await asyncio.sleep(self.log_every_s)
+            self.out.write(self.line(self.rows()) + "\n")
             self.out.flush()
 
 
-def print_summary(summary: dict[str, Any], out: TextIO = sys.stdout) -> None:
+SUMMARY_COLUMNS = {  # summary key: column title
+    "sent": "sent",
+    "accepted": "accepted",
+    "dead_lettered": "dead-lettered",
+    "retried_records": "retried",
+    "throttled_records": "throttled",
+    "failed_requests": "failed calls",
+}
+
+
+def print_summary(summary: dict[str, Any], out: TextIO = sys.stdout, log_format: LogFormat = "text") -> None:
+    if log_format == "json":
+        out.write(orjson.dumps({"event": "summary", **summary}).decode() + "\n")
+        out.flush()
+        return
     streams: dict[str, dict[str, Any]] = summary["streams"]
-    width = max([len("stream"), *map(len, streams)])
-    columns = [
-        "sent",
-        "accepted",
-        "dead_lettered",
-        "retried_records",
-        "throttled_records",
-        "failed_requests",
-    ]
-    out.write(
+    # Wide enough for stream names and counts even when stdout is not a terminal.
+    console = Console(file=out, width=max(140, Console(file=out).width))
+    console.print(
         f"run {summary['run_id']}: profile {summary['profile']}, {summary['events_generated']:,} "
-        f"events in {summary['duration_s']:.1f}s to {summary['target']}\n"
+        f"events in {summary['duration_s']:.1f}s to {summary['target']}",
+        highlight=False,
     )
-    header = f"{'stream':<{width}}  " + "  ".join(f"{c:>17}" for c in columns)
-    out.write(header + "\n")
+    table = Table(show_edge=False)
+    table.add_column("stream", no_wrap=True)
+    for title in SUMMARY_COLUMNS.values():
+        table.add_column(title, justify="right")
     for name, s in streams.items():
-        out.write(f"{name:<{width}}  " + "  ".join(f"{s[c]:>17,}" for c in columns) + "\n")
+        table.add_row(name, *(f"{s[c]:,}" for c in SUMMARY_COLUMNS))
+    console.print(table)
+    for name, s in streams.items():
         if s.get("stopped_reason"):
-            out.write(f"  stopped: {s['stopped_reason']}\n")
+            console.print(f"{name} stopped: {s['stopped_reason']}", highlight=False, markup=False)
         if s.get("dead_lettered_by_reason"):
             reasons = ", ".join(f"{k} {v:,}" for k, v in s["dead_lettered_by_reason"].items())
-            out.write(f"  dead-lettered: {reasons}\n")
+            console.print(f"{name} dead-lettered: {reasons}", highlight=False, markup=False)
     if summary.get("output_dir"):
-        out.write(f"delivered objects: {summary['output_dir']}\n")
+        console.print(f"delivered objects: {summary['output_dir']}", highlight=False, markup=False)
     if summary.get("dead_letter_path"):
-        out.write(f"dead-letter spool: {summary['dead_letter_path']}\n")
+        console.print(f"dead-letter spool: {summary['dead_letter_path']}", highlight=False, markup=False)
     out.flush()

@@ -1,0 +1,258 @@
+"""Prometheus metrics: the only module that imports prometheus_client (with metrics_aggregate.py,
+which sums the scrapes of --workers processes into one /metrics).
+
+Nothing on the hot path touches prometheus_client. The producer keeps plain counters
+(StreamStats) and cheap histograms (histogram.py); a custom collector turns them into
+Prometheus series at scrape time, so a scrape and the run summary read the same numbers.
+Naming follows https://prometheus.io/docs/practices/naming/ (base units, ``_total`` counters).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client.aiohttp import make_aiohttp_handler
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from producer import __version__
+from producer.histogram import Histogram, StreamHistograms
+from producer.stats import StreamStats
+
+DEFAULT_METRICS_PORT = 9450
+# Label values are bounded: outcomes and reasons are fixed lists; unknown error codes fold
+# into "other" so a misbehaving endpoint cannot blow up the series count.
+OUTCOMES = ("sent", "accepted", "failed_attempt", "retried", "dead_lettered", "dropped")
+DEAD_LETTER_REASONS = (
+    "RecordTooLarge",
+    "RetriesExhausted",
+    "RecordExpired",
+    "StreamStopped",
+    "Dropped",
+    "ShutdownDeadline",
+    "Aborted",
+    "NonRetryable",
+)
+ERROR_CODES = (
+    "ServiceUnavailableException",
+    "InternalFailure",
+    "ThrottlingException",
+    "InvalidArgumentException",
+    "ValidationException",
+    "ResourceNotFoundException",
+    "InvalidKMSResourceException",
+    "AccessDeniedException",
+    "ConnectionError",
+    "ConnectionClosed",
+    "ReadTimeout",
+    "MalformedResponse",
+    "other",
+)
+SOURCES = ("web", "mobile", "iot")
+
+
+@dataclass(slots=True)
+class RunTelemetry:
+    """Everything a scrape reads; built by the app, updated in place as the run goes."""
+
+    run_id: str
+    profile: str
+    target: str
+    target_rate: float
+    streams: Sequence[StreamStats]
+    histograms: dict[str, StreamHistograms]
+    events_by_source: Counter[str] = field(default_factory=Counter)
+
+
+def _fold_codes(codes: Counter[str]) -> dict[str, int]:
+    out = dict.fromkeys(ERROR_CODES, 0)
+    for code, n in codes.items():
+        out[code if code in out else "other"] += n
+    return out
+
+
+def _outcomes(s: StreamStats) -> dict[str, int]:
+    return {
+        "sent": s.sent,
+        "accepted": s.accepted,
+        "failed_attempt": s.failed_record_attempts,
+        "retried": s.retried_records,
+        "dead_lettered": s.dead_lettered,
+        "dropped": s.dead_by_reason.get("Dropped", 0),
+    }
+
+
+def _histogram(name: str, doc: str, unit_streams: Iterable[tuple[str, Histogram]]) -> Metric:
+    family = HistogramMetricFamily(name, doc, labels=["stream"])
+    for stream, h in unit_streams:
+        family.add_metric([stream], buckets=h.cumulative(), sum_value=h.total)
+    return family
+
+
+class LoadgenCollector(Collector):
+    def __init__(self, telemetry: RunTelemetry) -> None:
+        self.t = telemetry
+
+    def collect(self) -> Iterator[Metric]:
+        t = self.t
+        info = InfoMetricFamily("loadgen", "The run this producer is doing.")
+        info.add_metric(
+            [], {"version": __version__, "run_id": t.run_id, "profile": t.profile, "target": t.target}
+        )
+        yield info
+
+        events = CounterMetricFamily(
+            "loadgen_events_generated", "Events generated, by source.", labels=["source"]
+        )
+        for source in sorted(set(SOURCES) | set(t.events_by_source)):
+            events.add_metric([source], t.events_by_source.get(source, 0))
+        yield events
+
+        records = CounterMetricFamily(
+            "loadgen_records",
+            "Records by outcome. sent: taken for the stream; accepted: acknowledged by Firehose; "
+            "failed_attempt: record attempts Firehose refused or that got no answer; retried: "
+            "records scheduled for another attempt; dead_lettered: given up and written to the "
+            "spool (dropped ones included); dropped: refused under --on-full drop.",
+            labels=["stream", "outcome"],
+        )
+        sent_bytes = CounterMetricFamily(
+            "loadgen_sent_bytes", "Bytes of record data Firehose accepted.", labels=["stream"]
+        )
+        requests = CounterMetricFamily(
+            "loadgen_put_record_batch_requests",
+            "PutRecordBatch calls by result (ok: answered 200).",
+            labels=["stream", "result"],
+        )
+        failures = CounterMetricFamily(
+            "loadgen_failures",
+            "Failures by error code: per-record ErrorCodes count one per record, whole-call "
+            "errors one per call.",
+            labels=["stream", "error_code"],
+        )
+        throttled = CounterMetricFamily(
+            "loadgen_throttled_records", "Records refused with throttling (Slow down.).", labels=["stream"]
+        )
+        duplicates = CounterMetricFamily(
+            "loadgen_possible_duplicate_records",
+            "Records resent after a call whose outcome is unknown (timeout, dropped connection): "
+            "Firehose may hold them twice.",
+            labels=["stream"],
+        )
+        dead = CounterMetricFamily(
+            "loadgen_dead_lettered_records", "Records spooled, by reason.", labels=["stream", "reason"]
+        )
+        limit = GaugeMetricFamily(
+            "loadgen_stream_rate_limit_records_per_second",
+            "The adaptive send limit (+Inf when not limiting).",
+            labels=["stream"],
+        )
+        achieved = GaugeMetricFamily(
+            "loadgen_stream_achieved_rate_records_per_second",
+            "Records accepted per second, recent average.",
+            labels=["stream"],
+        )
+        queue = GaugeMetricFamily(
+            "loadgen_stream_queue_records",
+            "Records held by the stream and not yet accepted or spooled.",
+            labels=["stream"],
+        )
+        in_flight = GaugeMetricFamily(
+            "loadgen_stream_in_flight_requests", "PutRecordBatch calls awaiting an answer.", labels=["stream"]
+        )
+        for s in t.streams:
+            for outcome, value in _outcomes(s).items():
+                records.add_metric([s.name, outcome], value)
+            sent_bytes.add_metric([s.name], s.bytes_sent)
+            requests.add_metric([s.name, "ok"], s.requests - s.failed_requests)
+            requests.add_metric([s.name, "error"], s.failed_requests)
+            for code, value in _fold_codes(s.failures_by_code).items():
+                failures.add_metric([s.name, code], value)
+            throttled.add_metric([s.name], s.throttled_records)
+            duplicates.add_metric([s.name], s.possible_duplicates)
+            reasons = dict.fromkeys(DEAD_LETTER_REASONS, 0) | dict(s.dead_by_reason)
+            for reason, value in reasons.items():
+                dead.add_metric([s.name, reason], value)
+            current = s.current_limit
+            limit.add_metric([s.name], math.inf if current is None else current)
+            achieved.add_metric([s.name], s.achieved_rate)
+            queue.add_metric([s.name], s.held)
+            in_flight.add_metric([s.name], s.in_flight)
+        yield from (records, sent_bytes, requests, failures, throttled, duplicates, dead)
+
+        target = GaugeMetricFamily(
+            "loadgen_target_rate_events_per_second", "Events per second the profile asks for now."
+        )
+        target.add_metric([], t.target_rate)
+        yield from (target, limit, achieved, queue, in_flight)
+
+        hists = [(name, t.histograms[name]) for name in (s.name for s in t.streams)]
+        yield _histogram(
+            "loadgen_put_record_batch_duration_seconds",
+            "PutRecordBatch round-trip time, whatever the answer.",
+            ((n, h.request_seconds) for n, h in hists),
+        )
+        yield _histogram(
+            "loadgen_batch_records",
+            "Records per PutRecordBatch call.",
+            ((n, h.batch_records) for n, h in hists),
+        )
+        yield _histogram(
+            "loadgen_batch_bytes",
+            "Bytes of record data per PutRecordBatch call.",
+            ((n, h.batch_bytes) for n, h in hists),
+        )
+        yield _histogram(
+            "loadgen_ack_latency_seconds",
+            "From event creation to Firehose's acknowledgement, per accepted record.",
+            ((n, h.ack_seconds) for n, h in hists),
+        )
+
+
+def build_registry(telemetry: RunTelemetry) -> CollectorRegistry:
+    """A fresh registry (tests make their own) with the run's series and process metrics."""
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(LoadgenCollector(telemetry))
+    ProcessCollector(registry=registry)
+    return registry
+
+
+class MetricsServer:
+    """Serves /metrics (and /healthz for container health checks) on the event loop."""
+
+    def __init__(self, registry: CollectorRegistry, host: str, port: int) -> None:
+        self._registry = registry
+        self._host = host
+        self._port = port
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/metrics", make_aiohttp_handler(self._registry))
+        app.router.add_get("/healthz", _healthz)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self._host, self._port).start()
+        host, port = self._runner.addresses[0][:2]
+        self.url = f"http://{host}:{port}/metrics"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+async def _healthz(_request: web.Request) -> web.Response:
+    return web.Response(text="ok\n")
