@@ -1,0 +1,113 @@
+"""`firehose-loadgen bench`: the end-to-end benchmark, and the reference producer it compares to."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from producer import pipeline
+from producer.durations import parse_duration
+from producer.errors import UsageError
+
+
+def _seconds(option: str, text: str) -> float:
+    try:
+        value = parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(f"{option}: {exc}") from None
+    if value <= 0:
+        raise UsageError(f"{option} must be longer than 0s")
+    return value
+
+
+def _print_table(result: dict[str, object]) -> None:
+    medians = result["medians"]
+    assert isinstance(medians, dict)
+    rows = [
+        ("events/s (to 2 streams)", "events_per_s", "{:,.0f}"),
+        ("records/s", "records_per_s", "{:,.0f}"),
+        ("CPU us per record", "cpu_us_per_record", "{:.2f}"),
+        ("peak RSS MB", "peak_rss_mb", "{:.0f}"),
+        ("p99 PutRecordBatch s", "p99_put_s", "{:.4f}"),
+        ("start-up to first record s", "startup_s", "{:.2f}"),
+        ("achieved / target", "achieved_vs_target", "{:.4f}"),
+        ("worst 1 s window vs target", "window_max_deviation", "{:.2%}"),
+    ]
+    kinds = list(medians)
+    typer.echo(f"{'median of trials':<28}" + "".join(f"{k:>16}" for k in kinds))
+    for title, key, fmt in rows:
+        typer.echo(f"{title:<28}" + "".join(f"{fmt.format(medians[k][key]):>16}" for k in kinds))
+    if "ratio_events_per_s" in result:
+        typer.echo(f"firehose-loadgen / reference, events/s: {result['ratio_events_per_s']:.2f}x")
+
+
+def bench_main(
+    ctx: typer.Context,
+    rate: Annotated[
+        float, typer.Option(help="Target events/s; above capacity it measures the maximum.")
+    ] = 200_000,
+    duration: Annotated[str, typer.Option(help="Measured time per trial, after the warm-up.")] = "20s",
+    warmup: Annotated[str, typer.Option(help="Time per trial before measuring.")] = "5s",
+    repeat: Annotated[int, typer.Option(help="Trials per producer; medians are reported.")] = 3,
+    compare: Annotated[
+        bool, typer.Option("--compare", help="Alternate with the stock-client reference.")
+    ] = False,
+    sender: Annotated[
+        str, typer.Option(help="lean (default) or botocore: firehose-loadgen's send path.")
+    ] = "lean",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Generation, encoding, batching and sending to both streams against a null Firehose."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if rate <= 0 or repeat < 1:
+        raise UsageError("--rate must be > 0 and --repeat at least 1")
+    if sender not in ("lean", "botocore"):
+        raise UsageError(f"--sender must be lean or botocore, got {sender!r}")
+    from producer.bench import benchmark
+
+    result = benchmark(
+        rate, _seconds("--warmup", warmup), _seconds("--duration", duration), repeat, compare, sender
+    )
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        _print_table(result)
+
+
+def reference(
+    endpoint_url: Annotated[str, typer.Option(help="Firehose endpoint.")],
+    rate: Annotated[float, typer.Option(help="Events/s.")] = 200_000,
+    duration: Annotated[str, typer.Option(help="How long.")] = "20s",
+    metrics_port: Annotated[int, typer.Option(help="Port for /metrics.")] = 0,
+    metrics_linger: Annotated[str, typer.Option(help="Serve /metrics this long after.")] = "3s",
+    seed: Annotated[int | None, typer.Option(help="Event seed.")] = None,
+) -> None:
+    """The reference producer (stock aiobotocore client, pooled generation) bench compares to."""
+    from producer.bench_reference import run_reference
+    from producer.loop import run_async
+
+    run_async(
+        run_reference(
+            endpoint_url,
+            list(pipeline.DEFAULT_STREAMS),
+            rate,
+            _seconds("--duration", duration),
+            seed,
+            metrics_port,
+            parse_duration(metrics_linger),
+        )
+    )
+
+
+def register(app: typer.Typer) -> None:
+    bench = typer.Typer(
+        help="Benchmarks: `bench` end to end, `bench events` the generators.",
+        invoke_without_command=True,
+        rich_markup_mode=None,
+    )
+    bench.callback()(bench_main)
+    bench.command("reference", hidden=True)(reference)
+    app.add_typer(bench, name="bench")
