@@ -1,9 +1,10 @@
 """Per stream: what was accepted against what arrived, once, late, twice, or in the error output.
 
 missing = accepted but neither delivered nor in the error output. With fan-out to every
-stream (the default) the expected sequence numbers are exactly 0..N-1 minus the dead-lettered
-ones, so the missing ones are listed; when a profile routes only some sources to a stream the
-count is derived from the summary's accepted count instead (``exact: false``).
+stream (the default) the expected sequence numbers are exactly 0..N-1 (a --workers run: the
+workers' interleaved seq spaces) minus the dead-lettered ones, so the missing ones are listed;
+when a profile routes only some sources to a stream the count is derived from the summary's
+accepted count instead (``exact: false``).
 """
 
 from __future__ import annotations
@@ -86,14 +87,14 @@ def reconcile(run: RunInfo, found: StreamFindings, hints: BufferHints | None) ->
     unexpected = 0
     if exact:
         missing = 0
-        for seq in range(run.events_generated):
+        for seq in run.expected_seqs():
             if seq in sent.dead_seqs:
                 unexpected += seqs.count(seq) > 0
             elif not seqs.count(seq) and not errs.count(seq):
                 missing += 1
                 if len(missing_first) < FIRST_FEW:
                     missing_first.append(seq)
-        unexpected += sum(1 for s in seqs.seen() if s >= run.events_generated)
+        unexpected += sum(1 for s in seqs.seen() if not run.made(s))
     else:
         accounted = len(set(seqs.seen()) | set(errs.seen()))
         missing = max(0, sent.accepted - accounted)

@@ -4,8 +4,10 @@ dead-letter spool (records never accepted, so never expected at the destination)
 from __future__ import annotations
 
 import calendar
+import heapq
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,21 @@ class RunInfo:
     events_generated: int
     summary: dict[str, Any]
     streams: dict[str, StreamSent]
+    # (offset, stride, events) per producer of a --workers run: its k-th event has seq
+    # offset + k * stride (generation.py); empty for one producer, whose seqs are 0..N-1.
+    seq_spaces: list[tuple[int, int, int]] = field(default_factory=list)
+
+    def expected_seqs(self) -> Iterator[int]:
+        """Every seq the run made, ascending."""
+        if not self.seq_spaces:
+            return iter(range(self.events_generated))
+        return heapq.merge(*(range(o, o + n * s, s) for o, s, n in self.seq_spaces))
+
+    def made(self, seq: int) -> bool:
+        """Whether the run made ``seq`` (a delivered seq it did not make is unexpected)."""
+        if not self.seq_spaces:
+            return 0 <= seq < self.events_generated
+        return any(o <= seq < o + n * s and (seq - o) % s == 0 for o, s, n in self.seq_spaces)
 
     @property
     def window(self) -> tuple[float, float] | None:
@@ -48,7 +65,7 @@ class RunInfo:
 
     def exact(self, stream: str) -> bool:
         """True when every generated event was offered to ``stream`` (fan-out to all), so the
-        expected sequence numbers are 0..N-1 minus the dead-lettered ones."""
+        expected sequence numbers are ``expected_seqs()`` minus the dead-lettered ones."""
         s = self.streams[stream]
         return s.accepted + s.dead_lettered == self.events_generated
 
@@ -81,6 +98,9 @@ def load_run(output_dir: Path, run_id: str) -> RunInfo:
             for name, s in summary["streams"].items()
         }
         info = RunInfo(str(summary["run_id"]), int(summary["events_generated"]), summary, streams)
+        info.seq_spaces = [
+            (int(x["offset"]), int(x["stride"]), int(x["events"])) for x in summary.get("seq_spaces") or []
+        ]
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise UsageError(f"{path}: not a run summary ({exc})") from None
     _read_dead_letters(info, output_dir)
@@ -89,14 +109,18 @@ def load_run(output_dir: Path, run_id: str) -> RunInfo:
 
 def _read_dead_letters(info: RunInfo, output_dir: Path) -> None:
     spool = info.summary.get("dead_letter_path")
-    path = Path(spool) if spool else output_dir / "dead-letter" / f"{info.run_id}.jsonl"
-    if not path.is_file():
-        return
+    # A --workers run has one spool per worker (dead_letter_paths).
+    paths = [Path(p) for p in info.summary.get("dead_letter_paths") or []] or [
+        Path(spool) if spool else output_dir / "dead-letter" / f"{info.run_id}.jsonl"
+    ]
     try:
-        for entry in read_spool(path):
-            found = trace.from_record(entry.data)
-            sent = info.streams.get(entry.stream)
-            if found is not None and found.run_id == info.run_id and sent is not None:
-                sent.dead_seqs.add(found.seq)
+        for path in paths:
+            if not path.is_file():
+                continue
+            for entry in read_spool(path):
+                found = trace.from_record(entry.data)
+                sent = info.streams.get(entry.stream)
+                if found is not None and found.run_id == info.run_id and sent is not None:
+                    sent.dead_seqs.add(found.seq)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
