@@ -28,14 +28,24 @@ from producer.errors import (
     UsageError,
 )
 from producer.events import build_generator
-from producer.firehose import ApiError, ClientSettings, FirehoseClient, TransportError, open_client
+from producer.firehose import (
+    ApiError,
+    ClientSettings,
+    FirehoseClient,
+    TransportError,
+    open_batch_client,
+    open_client,
+)
 from producer.generation import Progress, generate
+from producer.histogram import StreamHistograms
 from producer.local import LocalFirehose
 from producer.local.server import LocalOptions
+from producer.metrics import MetricsServer, RunTelemetry, build_registry
 from producer.retry import Decision, classify_request_error
+from producer.schedule import scaled
 from producer.sender import StreamChannel
 from producer.spool import Spool
-from producer.stats import StreamStats
+from producer.stats import ScheduleCheck, StreamStats
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +113,7 @@ class _Signals:
 
 
 async def run_load(config: RunConfig, out: TextIO = sys.stdout) -> RunResult:
-    run_id = new_run_id()
+    run_id = config.run_id or new_run_id()
     signals = _Signals()
     signals.install()
     try:
@@ -113,12 +123,53 @@ async def run_load(config: RunConfig, out: TextIO = sys.stdout) -> RunResult:
 
 
 async def _run(config: RunConfig, run_id: str, signals: _Signals, out: TextIO) -> RunResult:
+    stats = [StreamStats(name, target_rate=config.rate) for name in config.streams]
+    histograms = {s.name: StreamHistograms() for s in stats}
+    telemetry = RunTelemetry(
+        run_id=run_id,
+        profile=config.profile.name,
+        target=config.target.describe(),
+        target_rate=config.rate,
+        streams=stats,
+        histograms=histograms,
+    )
+    metrics: MetricsServer | None = None
+    if config.metrics_port is not None:
+        metrics = MetricsServer(build_registry(telemetry), config.metrics_host, config.metrics_port)
+        try:
+            await metrics.start()
+        except OSError as exc:
+            raise UsageError(
+                f"cannot serve metrics on {config.metrics_host}:{config.metrics_port} ({exc.strerror}); "
+                "pass another --metrics-port, 0 for any free port, or --no-metrics"
+            ) from None
+        if not config.quiet:
+            out.write(f"metrics: {metrics.url}\n")
+    try:
+        result = await _load(config, run_id, signals, out, stats, histograms, telemetry)
+        if metrics is not None and config.metrics_linger_s > 0:
+            # Let Prometheus take one more scrape of the final numbers before the process exits.
+            await asyncio.sleep(config.metrics_linger_s)
+        return result
+    finally:
+        if metrics is not None:
+            await metrics.stop()
+
+
+async def _load(
+    config: RunConfig,
+    run_id: str,
+    signals: _Signals,
+    out: TextIO,
+    stats: list[StreamStats],
+    histograms: dict[str, StreamHistograms],
+    telemetry: RunTelemetry,
+) -> RunResult:
     target = config.target
     dead_letter = config.dead_letter or config.output_dir / "dead-letter" / f"{run_id}.jsonl"
     spool = Spool(dead_letter)
-    stats = [StreamStats(name) for name in config.streams]
     started = time.monotonic()
-    progress = Progress()
+    progress = Progress(by_source=telemetry.events_by_source)
     async with AsyncExitStack() as stack:
         endpoint = target.endpoint_url
         if target.kind is TargetKind.LOCAL:
@@ -126,56 +177,76 @@ async def _run(config: RunConfig, run_id: str, signals: _Signals, out: TextIO) -
                 LocalFirehose(LocalOptions(output_dir=config.output_dir, region=target.region))
             )
             endpoint = local.url
-        client = await stack.enter_async_context(
-            open_client(
-                ClientSettings(
-                    region=target.region,
-                    endpoint_url=endpoint,
-                    allow_local_credentials=target.kind is not TargetKind.AWS,
-                )
-            )
+        settings = ClientSettings(
+            region=target.region,
+            endpoint_url=endpoint,
+            allow_local_credentials=target.kind is not TargetKind.AWS,
         )
+        client = await stack.enter_async_context(open_client(settings))
         await prepare_streams(
             client,
             config.streams,
             create=target.kind is TargetKind.LOCAL,
             where=endpoint or f"AWS {target.region}",
         )
-        generator = build_generator(config.profile.mix, config.seed)
+        batch_client = await stack.enter_async_context(open_batch_client(client, config.sender, settings))
+        generator = build_generator(config.profile.mix, config.seed, config.profile.generator_params)
         rng = random.Random(config.seed)
         channels = [
             StreamChannel(
                 s.name,
-                client,
+                batch_client,
                 config.retry,
                 spool,
                 s,
                 config.channel,
                 random.Random(rng.getrandbits(64)),
+                histograms=histograms[s.name],
             )
             for s in stats
         ]
         for channel in channels:
             channel.start()
-        live = LiveView(stats, config.rate, out=out, interval_s=config.live_interval_s)
+        live = LiveView(
+            stats,
+            histograms,
+            config.rate,
+            out=out,
+            log_format=config.log_format,
+            interval_s=config.live_interval_s,
+            log_every_s=config.log_every_s,
+        )
         live_task = None if config.quiet else asyncio.create_task(live.run())
-        gen_task = asyncio.create_task(generate(config, generator, channels, signals.stop, progress))
+        gen_task = asyncio.create_task(generate(config, generator, channels, signals.stop, progress, run_id))
+        gen_started = time.monotonic()
+        schedule = ScheduleCheck(
+            scaled(config.profile.rate_shape, config.rate / config.profile.rate), config.duration_s
+        )
+        on_time = asyncio.get_running_loop().call_later(
+            config.duration_s + schedule.tolerance_s,
+            lambda: schedule.mark(progress.events, config.duration_s),
+        )
         if not await _first(gen_task, signals.stop):
             gen_task.cancel()  # a signal: generation may be blocked on a full stream
         with contextlib.suppress(asyncio.CancelledError):
             await gen_task
+        on_time.cancel()
+        schedule.mark(progress.events, time.monotonic() - gen_started)
         closing = asyncio.ensure_future(asyncio.gather(*(c.close(config.shutdown_grace_s) for c in channels)))
         if not await _first(closing, signals.abort):
             await asyncio.gather(*(c.abort() for c in channels))
         await closing
         if live_task is not None:
             live_task.cancel()
-            live.finish()
+            with contextlib.suppress(asyncio.CancelledError):
+                await live_task
         spool.close()
     # The exit stack has stopped the local Firehose, which delivered everything it buffered.
     summary = _summary(config, run_id, progress.events, time.monotonic() - started, stats, spool)
+    summary["schedule"] = schedule.summary(progress.events) | {"on_full": config.channel.on_full}
     _write_summary(config, run_id, summary)
-    print_summary(summary, out)
+    print_summary(summary, out, config.log_format)
+    _report_delivery_problems(summary, stats)
     return RunResult(summary, _exit_code(stats))
 
 
@@ -187,6 +258,25 @@ async def _first(task: asyncio.Future[Any], event: asyncio.Event) -> bool:
     finally:
         waiter.cancel()
     return task.done()
+
+
+def _report_delivery_problems(summary: dict[str, Any], stats: list[StreamStats]) -> None:
+    """One clear stderr line per stopped stream, and the shortfall when streams held generation back."""
+    for s in stats:
+        if s.stopped_reason:
+            print(
+                f"error: delivery stream {s.name!r} stopped: {s.stopped_reason} "
+                f"({s.dead_lettered:,} records in the dead-letter spool)",
+                file=sys.stderr,
+            )
+    schedule = summary["schedule"]
+    if schedule["shortfall_events"]:
+        print(
+            f"behind schedule: {schedule['shortfall_events']:,} of {schedule['target_events']:,} events "
+            f"({schedule['shortfall_pct']}%) were not generated on time because a stream could not "
+            f"keep up (--on-full {schedule['on_full']})",
+            file=sys.stderr,
+        )
 
 
 def _exit_code(stats: list[StreamStats]) -> int:
@@ -215,6 +305,10 @@ def _summary(
         "streams": {s.name: s.summary() for s in stats},
         "output_dir": str(config.output_dir) if config.target.kind is TargetKind.LOCAL else None,
         "dead_letter_path": str(spool.path) if spool.count else None,
+        # A shard's seqs are index, index + count, ... (generation.py); the audit reads this.
+        "seq_spaces": [{"offset": config.shard.index, "stride": config.shard.count, "events": generated}]
+        if config.shard.count > 1
+        else [],
     }
 
 

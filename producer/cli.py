@@ -10,13 +10,23 @@ from typing import Annotated
 import typer
 from typer.exceptions import TyperException
 
-from producer import __version__, pipeline
+from producer import (
+    __version__,
+    bench_commands,
+    bench_events,
+    local_commands,
+    pipeline,
+    profile_commands,
+    replay_command,
+)
 from producer.config import RunConfig, Target, TargetKind
 from producer.durations import parse_duration
 from producer.errors import LoadgenError, UsageError
+from producer.metrics import DEFAULT_METRICS_PORT
 from producer.profiles import resolve_profile
 from producer.retry import RetryPolicy
 from producer.sender import ChannelSettings
+from producer.sharding import resolve_shard
 
 app = typer.Typer(
     name="firehose-loadgen",
@@ -33,6 +43,16 @@ class TargetChoice(StrEnum):
     aws = "aws"
 
 
+class SenderChoice(StrEnum):
+    lean = "lean"
+    botocore = "botocore"
+
+
+class LogFormatChoice(StrEnum):
+    text = "text"
+    json = "json"
+
+
 class OnFull(StrEnum):
     block = "block"
     drop = "drop"
@@ -45,6 +65,13 @@ def _duration(option: str, text: str | None) -> float | None:
         return parse_duration(text)
     except ValueError as exc:
         raise UsageError(f"{option}: {exc}") from None
+
+
+def _positive(option: str, text: str) -> float:
+    value = _duration(option, text)
+    if value is None or value <= 0:
+        raise UsageError(f"{option} must be longer than 0s")
+    return value
 
 
 def _target(target: TargetChoice, endpoint_url: str | None, region: str | None) -> Target:
@@ -168,8 +195,88 @@ def run(
     quiet: Annotated[
         bool, typer.Option("--quiet", help="No live line; summary only.", envvar="LOADGEN_QUIET")
     ] = False,
+    log_format: Annotated[
+        LogFormatChoice,
+        typer.Option(
+            help="text, or json: one JSON object per progress line and for the summary.",
+            envvar="LOADGEN_LOG_FORMAT",
+        ),
+    ] = LogFormatChoice.text,
+    log_every: Annotated[
+        str,
+        typer.Option(
+            help="Progress line interval when stdout is not a terminal.", envvar="LOADGEN_LOG_EVERY"
+        ),
+    ] = "10s",
+    metrics_port: Annotated[
+        int,
+        typer.Option(
+            help="Serve Prometheus /metrics on this port (0: any free port).", envvar="LOADGEN_METRICS_PORT"
+        ),
+    ] = DEFAULT_METRICS_PORT,
+    metrics_host: Annotated[
+        str,
+        typer.Option(help="Address for /metrics; 0.0.0.0 inside containers.", envvar="LOADGEN_METRICS_HOST"),
+    ] = "127.0.0.1",
+    no_metrics: Annotated[
+        bool, typer.Option("--no-metrics", help="Do not serve /metrics.", envvar="LOADGEN_NO_METRICS")
+    ] = False,
+    shard_index: Annotated[
+        int | None,
+        typer.Option(
+            help="This producer's shard (0-based) when several share --rate; an Indexed "
+            "Job's JOB_COMPLETION_INDEX by default.",
+            envvar=["LOADGEN_SHARD_INDEX", "JOB_COMPLETION_INDEX"],
+        ),
+    ] = None,
+    shard_count: Annotated[
+        int | None,
+        typer.Option(
+            help="How many producers share --rate; each sends its exact share.", envvar="LOADGEN_SHARD_COUNT"
+        ),
+    ] = None,
+    sender: Annotated[
+        SenderChoice,
+        typer.Option(
+            help="PutRecordBatch path: lean (default: botocore's signing and credentials, "
+            "a faster request path) or botocore (the stock client).",
+            envvar="LOADGEN_SENDER",
+        ),
+    ] = SenderChoice.lean,
+    no_trace_fields: Annotated[
+        bool,
+        typer.Option(
+            "--no-trace-fields",
+            help="Leave run_id and seq out of events (pure demo data).",
+            envvar="LOADGEN_NO_TRACE_FIELDS",
+        ),
+    ] = False,
+    metrics_linger: Annotated[
+        str,
+        typer.Option(
+            help="Keep serving /metrics this long after the run, for a last scrape.",
+            envvar="LOADGEN_METRICS_LINGER",
+        ),
+    ] = "0s",
+    workers: Annotated[
+        str,
+        typer.Option(
+            help="Producer processes on this machine (N or auto: one per core); they split --rate "
+            "exactly and report as one run.",
+            envvar="LOADGEN_WORKERS",
+        ),
+    ] = "1",
+    run_id: Annotated[
+        str | None,
+        typer.Option(
+            hidden=True,
+            help="Use this run id (workers and shards of one run share it).",
+            envvar="LOADGEN_RUN_ID",
+        ),
+    ] = None,
 ) -> None:
     """Generate a load profile and send every event to every stream."""
+    given = dict(locals())  # every option as resolved (flags, then LOADGEN_*), for --workers children
     loaded = resolve_profile(profile)
     if rate is not None and not rate > 0:
         raise UsageError(f"--rate must be a number of events per second > 0, got {rate:g}")
@@ -183,16 +290,26 @@ def run(
     ):
         if value < low:
             raise UsageError(f"{name} must be at least {low}, got {value}")
+    try:
+        shard = resolve_shard(shard_index, shard_count, {})
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if not 0 <= metrics_port <= 65535:
+        raise UsageError(f"--metrics-port must be 0..65535, got {metrics_port}")
+    from producer import workers as supervisor
+
+    worker_count = supervisor.parse_workers(workers, shard)
     config = RunConfig(
         profile=loaded,
-        rate=rate if rate is not None else loaded.rate,
+        # Sharded: this producer's exact share; all shards' shares add up to the total.
+        rate=shard.rate_share(rate if rate is not None else loaded.rate),
         duration_s=duration_s if duration_s is not None else loaded.duration_s,
         streams=tuple(stream) if stream else pipeline.DEFAULT_STREAMS,
         target=_target(target, endpoint_url, region),
         output_dir=output_dir,
         dead_letter=dead_letter,
         summary_json=summary_json,
-        seed=seed,
+        seed=shard.seed(seed),
         channel=ChannelSettings(
             linger_s=_duration("--linger", linger) or 0.0,
             max_in_flight=max_in_flight,
@@ -205,10 +322,23 @@ def run(
         shutdown_grace_s=_duration("--shutdown-grace", shutdown_grace) or 0.0,
         live_interval_s=1.0,
         quiet=quiet,
+        log_format=log_format.value,
+        log_every_s=_positive("--log-every", log_every),
+        metrics_host=metrics_host,
+        metrics_port=None if no_metrics else metrics_port,
+        metrics_linger_s=_duration("--metrics-linger", metrics_linger) or 0.0,
+        sender=sender.value,
+        trace_fields=not no_trace_fields,
+        shard=shard,
+        run_id=supervisor.check_run_id(run_id),
     )
     from producer.app import run_load
     from producer.loop import run_async
 
+    if worker_count > 1:  # the parent supervises; the workers generate (producer/workers.py)
+        options = supervisor.option_args(given)
+        plan = supervisor.WorkerPlan(config, worker_count, options)
+        raise typer.Exit(run_async(supervisor.run_workers(plan)).exit_code)
     result = run_async(run_load(config))
     raise typer.Exit(result.exit_code)
 
@@ -217,6 +347,17 @@ def run(
 def version() -> None:
     """Print the version."""
     typer.echo(__version__)
+
+
+replay_command.register(app)
+profile_commands.register(app)
+bench_commands.register(app)  # before bench_events, which joins its `bench` group
+bench_events.register(app)
+local_commands.register(app)
+__import__("producer.audit_commands").audit_commands.register(app)  # audit, soak
+from producer import stack_commands  # noqa: E402 - kept next to its one call to stay a one-line merge
+
+stack_commands.register(app)
 
 
 def main() -> None:

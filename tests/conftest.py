@@ -24,6 +24,8 @@ def clean_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Temp
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty / "credentials"))
     # Never let a credential lookup reach an instance metadata address.
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    # Runs started by tests serve /metrics on a free port, never on the fixed default.
+    monkeypatch.setenv("LOADGEN_METRICS_PORT", "0")
 
 
 @pytest.fixture

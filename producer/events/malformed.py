@@ -36,7 +36,12 @@ def missing_fields(event: Event) -> Event:
 
 
 def cut_short(record: bytes, rng: random.Random) -> bytes:
-    """The record truncated somewhere inside, newline kept so line framing still works."""
+    """The record truncated somewhere inside, newline kept so line framing still works.
+
+    The cut falls after the trace fields (``run_id``, ``seq``) when the record has them, so an
+    audit can still tell whose broken record it is."""
     body = record.rstrip(b"\n")
-    cut = rng.randrange(1, max(2, len(body) - 1))
+    seq_at = body.find(b'"seq":')
+    keep = body.find(b",", seq_at) + 1 if seq_at >= 0 else 1
+    cut = rng.randrange(max(1, keep), max(keep + 1, len(body) - 1))
     return body[:cut] + b"\n"

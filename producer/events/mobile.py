@@ -121,7 +121,7 @@ class MobileGenerator:
             "timestamp": "",
             "source": "mobile",
             "session_id": s.session_id,
-            "seq": s.seq,  # lets consumers reorder late arrivals within a session
+            "session_seq": s.seq,  # lets consumers reorder late arrivals within a session
             "device": s.device,
             "app_version": s.app_version,
             "network": s.network,

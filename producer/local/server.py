@@ -63,6 +63,13 @@ class LocalOptions:
     transform_path: Path | None = None
     # Full buffers allowed to wait for the writer before ingest waits (memory bound).
     max_pending_objects: int = 2
+    # Accept-everything mode for benchmarks: requests are validated and answered as usual, but
+    # no quota applies and nothing is buffered or delivered, so the endpoint is never the limit.
+    discard: bool = False
+
+
+# No stream of any region gets near this; the discard mode must never throttle.
+UNLIMITED_QUOTA = limits.DirectPutQuota(10**9, 10**9, 10**15)
 
 
 class _Dropped(Exception):
@@ -158,6 +165,8 @@ class LocalFirehose:
             self.quotas[name] = self._quota_for(stream)
 
     def _quota_for(self, stream: LocalStream) -> StreamQuota:
+        if self.options.discard:
+            return StreamQuota(UNLIMITED_QUOTA)
         return StreamQuota(self._quota_overrides.apply(limits.direct_put_quota(stream.region)))
 
     # --- HTTP -------------------------------------------------------------------------------
@@ -308,6 +317,9 @@ class LocalFirehose:
 
     async def _accept(self, stream: LocalStream, records: list[bytes], size: int) -> None:
         if not records:
+            return
+        if self.options.discard:
+            self.records_accepted[stream.name] += len(records)
             return
         delivery = self.deliveries[stream.name]
         delivery.add(records, size, time.time())

@@ -38,7 +38,7 @@ def test_fields_and_value_ranges() -> None:
         d = e["device"]
         assert (d["model"], d["os"], d["os_version"]) in devices
         assert e["app_version"] in APP_VERSIONS and e["network"] in NETWORKS
-        assert isinstance(e["seq"], int) and e["seq"] >= 1
+        assert isinstance(e["session_seq"], int) and e["session_seq"] >= 1
         if e["event_type"] == "screen_view":
             assert e["screen"] in SCREENS
 
@@ -50,7 +50,7 @@ def test_sessions_open_first_and_purchase_only_what_is_in_the_cart() -> None:
     purchases = 0
     for events in sessions.values():
         assert events[0]["event_type"] in ("app_open", "push_open")
-        assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+        assert [e["session_seq"] for e in events] == list(range(1, len(events) + 1))
         assert len({(e["user_id"], e["device"]["model"]) for e in events}) == 1
         cart = 0
         for before, e in zip([None, *events], events, strict=False):
