@@ -74,6 +74,21 @@ def _positive(option: str, text: str) -> float:
     return value
 
 
+def _streams(given: list[str] | None, stack: str | None, target: Target) -> tuple[str, ...]:
+    """--stream names, else both streams of --stack's outputs, else the reference pipeline's."""
+    if given and stack:
+        raise UsageError("--stream and --stack both name the streams; pass one of them")
+    if given:
+        return tuple(given)
+    if stack:
+        if target.kind is TargetKind.LOCAL:
+            raise UsageError("--stack reads a CloudFormation stack in AWS: add --target aws --region R")
+        from producer.cloudformation import stack_stream_names
+
+        return stack_stream_names(stack, target.region)
+    return pipeline.DEFAULT_STREAMS
+
+
 def _target(target: TargetChoice, endpoint_url: str | None, region: str | None) -> Target:
     if endpoint_url:
         if not endpoint_url.startswith(("http://", "https://")):
@@ -221,6 +236,14 @@ def run(
     no_metrics: Annotated[
         bool, typer.Option("--no-metrics", help="Do not serve /metrics.", envvar="LOADGEN_NO_METRICS")
     ] = False,
+    stack: Annotated[
+        str | None,
+        typer.Option(
+            help="Send to both streams of this deployed pipeline stack (firehose-loadgen "
+            "stack deploy), read from its outputs.",
+            envvar="LOADGEN_STACK",
+        ),
+    ] = None,
     shard_index: Annotated[
         int | None,
         typer.Option(
@@ -299,13 +322,14 @@ def run(
     from producer import workers as supervisor
 
     worker_count = supervisor.parse_workers(workers, shard)
+    run_target = _target(target, endpoint_url, region)
     config = RunConfig(
         profile=loaded,
         # Sharded: this producer's exact share; all shards' shares add up to the total.
         rate=shard.rate_share(rate if rate is not None else loaded.rate),
         duration_s=duration_s if duration_s is not None else loaded.duration_s,
-        streams=tuple(stream) if stream else pipeline.DEFAULT_STREAMS,
-        target=_target(target, endpoint_url, region),
+        streams=_streams(stream, stack, run_target),
+        target=run_target,
         output_dir=output_dir,
         dead_letter=dead_letter,
         summary_json=summary_json,
