@@ -33,7 +33,7 @@ CONTENT_TYPE = "application/x-amz-json-1.1"
 def encode_batch(stream: str, data: list[bytes]) -> bytes:
     """The PutRecordBatch JSON body, byte for byte what json.dumps of the parameters would give
     apart from whitespace: base64 output needs no JSON escaping."""
-    records = b'"},{"Data":"'.join(b2a_base64(d, newline=False) for d in data)
+    records = b'"},{"Data":"'.join([b2a_base64(d, newline=False) for d in data])
     return b'{"DeliveryStreamName":' + orjson.dumps(stream) + b',"Records":[{"Data":"' + records + b'"}]}'
 
 

@@ -126,7 +126,7 @@ class StreamChannel:
         full = self._acc.add(record)
         if full is not None:
             self._enqueue(full)
-        if len(self._acc) and self._linger is None:
+        if self._linger is None and len(self._acc):
             # One timer per open batch, from its first record: no polling loop.
             self._linger = asyncio.get_running_loop().call_later(self._settings.linger_s, self._flush_open)
         if stats.held >= self._settings.max_held_records and self._settings.on_full == "block":
@@ -326,14 +326,14 @@ class StreamChannel:
             failed = records
         else:
             answered = True
-            failed = self._read_response(records, response)
+            failed = self._read_response(records, response, batch.size)
         finally:
             stats.in_flight -= 1
         stats.failed_record_attempts += len(failed)
         h = self.histograms
         h.request_seconds.observe(self._clock() - started)
         h.batch_records.observe(len(records))
-        h.batch_bytes.observe(sum(len(r.data) for r in records))
+        h.batch_bytes.observe(batch.size)
         stats.rate_cuts = self.rate.cuts
         return failed, answered
 
@@ -341,6 +341,7 @@ class StreamChannel:
         batch.records = self._retry_or_give_up(failed)
         if not batch.records:
             return
+        batch.size = sum(len(r.data) for r in batch.records)  # the bytes still owed
         self.stats.retried_records += len(batch.records)
         attempt = max(r.attempts for r in batch.records)
         delay = self._policy.delay_s(attempt, self._rng, answered)
@@ -376,12 +377,14 @@ class StreamChannel:
         self.rate.on_result(accepted=0, throttled=throttled)
         return records
 
-    def _read_response(self, records: list[Record], response: dict[str, Any]) -> list[Record]:
+    def _read_response(
+        self, records: list[Record], response: dict[str, Any], batch_size: int
+    ) -> list[Record]:
         stats = self.stats
         failed_count = int(response.get("FailedPutCount", 0))
         entries = response.get("RequestResponses") or []
         if failed_count == 0 and len(entries) == len(records):
-            self._accepted(records)
+            self._accepted(records, batch_size)
             self.rate.on_result(accepted=len(records), throttled=0)
             return []
         if len(entries) != len(records):
@@ -408,14 +411,19 @@ class StreamChannel:
         self.rate.on_result(accepted=len(ok), throttled=throttled)
         return failed
 
-    def _accepted(self, records: list[Record]) -> None:
-        self.stats.accepted += len(records)
-        self.stats.bytes_sent += sum(len(r.data) for r in records)
-        now = self._clock()
-        observe = self.histograms.ack_seconds.observe
-        for r in records:
-            observe(now - r.created_at)
-        self._release(len(records))
+    def _accepted(self, records: list[Record], size: int | None = None) -> None:
+        """``size``: the records' bytes when the caller knows them (the whole batch accepted)."""
+        count = len(records)
+        if not count:
+            return
+        self.stats.accepted += count
+        self.stats.bytes_sent += sum(len(r.data) for r in records) if size is None else size
+        # One observation per answer, weighted by its records: the records of one batch were
+        # created within one linger window of each other, and a per-record bisect would cost
+        # more than the rest of the accounting.
+        oldest, newest = records[0].created_at, records[-1].created_at
+        self.histograms.ack_seconds.observe(self._clock() - (oldest + newest) / 2, count)
+        self._release(count)
 
     def _retry_or_give_up(self, failed: list[Record]) -> list[Record]:
         if self.stats.stopped_reason:
