@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import signal
 import sys
 import time
 import uuid
@@ -44,6 +43,7 @@ from producer.metrics import MetricsServer, RunTelemetry, build_registry
 from producer.retry import Decision, classify_request_error
 from producer.schedule import scaled
 from producer.sender import StreamChannel
+from producer.signals import Signals, first_done
 from producer.spool import Spool
 from producer.stats import ScheduleCheck, StreamStats
 
@@ -84,37 +84,9 @@ async def prepare_streams(client: FirehoseClient, streams: Sequence[str], create
             raise UsageError(f"describing {name!r} at {where} failed: {exc.code}: {exc.message}") from None
 
 
-class _Signals:
-    """First SIGINT/SIGTERM: stop generating and shut down gracefully. Second SIGINT: abort."""
-
-    def __init__(self) -> None:
-        self.stop = asyncio.Event()
-        self.abort = asyncio.Event()
-        self._installed: list[signal.Signals] = []
-
-    def install(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, self._on_signal, sig)
-                self._installed.append(sig)
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass  # not the main thread (tests) or no signal support
-
-    def _on_signal(self, sig: signal.Signals) -> None:
-        if self.stop.is_set() and sig == signal.SIGINT:
-            self.abort.set()
-        self.stop.set()
-
-    def remove(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in self._installed:
-            loop.remove_signal_handler(sig)
-
-
 async def run_load(config: RunConfig, out: TextIO = sys.stdout) -> RunResult:
     run_id = config.run_id or new_run_id()
-    signals = _Signals()
+    signals = Signals()
     signals.install()
     try:
         return await _run(config, run_id, signals, out)
@@ -122,7 +94,7 @@ async def run_load(config: RunConfig, out: TextIO = sys.stdout) -> RunResult:
         signals.remove()
 
 
-async def _run(config: RunConfig, run_id: str, signals: _Signals, out: TextIO) -> RunResult:
+async def _run(config: RunConfig, run_id: str, signals: Signals, out: TextIO) -> RunResult:
     stats = [StreamStats(name, target_rate=config.rate) for name in config.streams]
     histograms = {s.name: StreamHistograms() for s in stats}
     telemetry = RunTelemetry(
@@ -159,7 +131,7 @@ async def _run(config: RunConfig, run_id: str, signals: _Signals, out: TextIO) -
 async def _load(
     config: RunConfig,
     run_id: str,
-    signals: _Signals,
+    signals: Signals,
     out: TextIO,
     stats: list[StreamStats],
     histograms: dict[str, StreamHistograms],
@@ -207,15 +179,7 @@ async def _load(
         ]
         for channel in channels:
             channel.start()
-        live = LiveView(
-            stats,
-            histograms,
-            config.rate,
-            out=out,
-            log_format=config.log_format,
-            interval_s=config.live_interval_s,
-            log_every_s=config.log_every_s,
-        )
+        live = LiveView.for_run(config, stats, histograms, out)
         live_task = None if config.quiet else asyncio.create_task(live.run())
         gen_task = asyncio.create_task(generate(config, generator, channels, signals.stop, progress, run_id))
         gen_started = time.monotonic()
@@ -226,14 +190,14 @@ async def _load(
             config.duration_s + schedule.tolerance_s,
             lambda: schedule.mark(progress.events, config.duration_s),
         )
-        if not await _first(gen_task, signals.stop):
+        if not await first_done(gen_task, signals.stop):
             gen_task.cancel()  # a signal: generation may be blocked on a full stream
         with contextlib.suppress(asyncio.CancelledError):
             await gen_task
         on_time.cancel()
         schedule.mark(progress.events, time.monotonic() - gen_started)
         closing = asyncio.ensure_future(asyncio.gather(*(c.close(config.shutdown_grace_s) for c in channels)))
-        if not await _first(closing, signals.abort):
+        if not await first_done(closing, signals.abort):
             await asyncio.gather(*(c.abort() for c in channels))
         await closing
         if live_task is not None:
@@ -248,16 +212,6 @@ async def _load(
     print_summary(summary, out, config.log_format)
     _report_delivery_problems(summary, stats)
     return RunResult(summary, _exit_code(stats))
-
-
-async def _first(task: asyncio.Future[Any], event: asyncio.Event) -> bool:
-    """Wait for ``task`` or ``event``; True when the task finished first."""
-    waiter = asyncio.create_task(event.wait())
-    try:
-        await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        waiter.cancel()
-    return task.done()
 
 
 def _report_delivery_problems(summary: dict[str, Any], stats: list[StreamStats]) -> None:

@@ -32,6 +32,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from producer import pipeline
 from producer.errors import UsageError
+from producer.local.process import ready_url, serve_command
 
 STREAMS = list(pipeline.DEFAULT_STREAMS)
 
@@ -111,30 +112,17 @@ def null_endpoint(workdir: Path) -> Iterator[str]:
     config = workdir / "streams.json"
     config.write_text(json.dumps([pipeline.stream_request(name) for name in STREAMS]))
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "producer",
-            "local",
-            "serve",
-            "--discard",
-            "--port",
-            "0",
-            "--config",
-            str(config),
-            "--output",
-            str(workdir / "null-output"),
-        ],
+        serve_command(config, workdir / "null-output", discard=True),
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
     )
     try:
         assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if "listening on " not in line:
+        url = ready_url(proc.stdout.readline())
+        if url is None:
             raise UsageError("the null Firehose endpoint did not start")
-        yield line.split("listening on ", 1)[1].split()[0]
+        yield url
     finally:
         proc.terminate()
         proc.wait(30)

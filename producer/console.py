@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from producer.config import RunConfig
 from producer.histogram import StreamHistograms
 from producer.stats import StreamStats
 
@@ -66,6 +67,25 @@ class LiveView:
         self.tty = out.isatty() if tty is None else tty
         self._previous = {s.name: (time.monotonic(), s.accepted) for s in stats}
         self._started = time.monotonic()
+
+    @classmethod
+    def for_run(
+        cls,
+        config: RunConfig,
+        stats: Sequence[StreamStats],
+        histograms: dict[str, StreamHistograms],
+        out: TextIO,
+    ) -> LiveView:
+        """The live view a run's settings ask for (one process or the workers' sum)."""
+        return cls(
+            stats,
+            histograms,
+            config.rate,
+            out=out,
+            log_format=config.log_format,
+            interval_s=config.live_interval_s,
+            log_every_s=config.log_every_s,
+        )
 
     def rows(self) -> list[StreamRow]:
         now = time.monotonic()

@@ -17,6 +17,7 @@ import typer
 from producer.errors import UsageError
 from producer.local import LocalFirehose
 from producer.local.faults import FaultSettings
+from producer.local.process import READY_PREFIX
 from producer.local.quotas import QuotaOverrides
 from producer.local.server import LocalOptions
 
@@ -38,7 +39,7 @@ async def _serve(options: LocalOptions, ready_line: bool) -> None:
     if ready_line:
         streams = ", ".join(sorted(server.streams)) or "none yet"
         print(
-            f"local Firehose listening on {server.url} (region {options.region}); "
+            f"{READY_PREFIX}{server.url} (region {options.region}); "
             f"output in {options.output_dir}; streams: {streams}",
             flush=True,
         )

@@ -21,11 +21,11 @@ from typing import Any, TextIO
 
 import orjson
 
-from producer.app import _Signals as Signals
 from producer.errors import EXIT_DEAD_LETTERED, EXIT_OK, EXIT_STREAM_UNUSABLE, UsageError
 from producer.firehose import ApiError, ClientSettings, TransportError, open_client
 from producer.retry import RetryPolicy
 from producer.sender import ChannelSettings, StreamChannel
+from producer.signals import Signals, first_done
 from producer.spool import Spool, SpoolEntry, read_spool
 from producer.stats import StreamStats
 
@@ -111,13 +111,13 @@ async def _replay(settings: ReplaySettings, signals: Signals, out: TextIO) -> Re
         for channel in channels:
             channel.start()
         feed = asyncio.create_task(_feed(channels, by_stream))
-        if not await _first(feed, signals.stop):
+        if not await first_done(feed, signals.stop):
             feed.cancel()  # a signal: the feed may be blocked on a full stream
         with contextlib.suppress(asyncio.CancelledError):
             await feed
         grace = settings.shutdown_grace_s
         closing = asyncio.ensure_future(asyncio.gather(*(c.close(grace) for c in channels)))
-        if not await _first(closing, signals.abort):
+        if not await first_done(closing, signals.abort):
             await asyncio.gather(*(c.abort() for c in channels))
         await closing
         spool.close()
@@ -159,16 +159,6 @@ async def _feed(channels: list[StreamChannel], by_stream: dict[str, list[SpoolEn
         rounds += 1
         if rounds % 256 == 0:
             await asyncio.sleep(0)  # let the senders run even when no stream pushes back
-
-
-async def _first(task: asyncio.Future[Any], event: asyncio.Event) -> bool:
-    """Wait for ``task`` or ``event``; True when the task finished first."""
-    waiter = asyncio.create_task(event.wait())
-    try:
-        await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        waiter.cancel()
-    return task.done()
 
 
 def _exit_code(stats: list[StreamStats]) -> int:

@@ -49,6 +49,7 @@ from producer.config import RunConfig, TargetKind
 from producer.console import LiveView, print_summary
 from producer.errors import EXIT_DEAD_LETTERED, EXIT_STREAM_UNUSABLE, EXIT_USAGE, UsageError
 from producer.histogram import Histogram, StreamHistograms
+from producer.local.process import ready_url, serve_command
 from producer.metrics import MetricsServer
 from producer.metrics_aggregate import (
     Family,
@@ -497,11 +498,7 @@ async def _start_local(config: RunConfig, scratch: Path) -> tuple[asyncio.subpro
     streams.write_bytes(orjson.dumps([pipeline.stream_request(n) for n in config.streams]))
     with (scratch / "local-serve.log").open("wb") as log:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "producer", "local", "serve",
-            "--port", "0",
-            "--output", str(config.output_dir),
-            "--region", config.target.region,
-            "--config", str(streams),
+            *serve_command(streams, config.output_dir, config.target.region),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=log,
@@ -514,8 +511,8 @@ async def _start_local(config: RunConfig, scratch: Path) -> tuple[asyncio.subpro
         line = await asyncio.wait_for(proc.stdout.readline(), LOCAL_READY_TIMEOUT_S)
     except TimeoutError:
         line = b""
-    found = re.search(rb"listening on (http://\S+)", line)
-    if found is None:
+    url = ready_url(line)
+    if url is None:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         await proc.wait()
@@ -523,7 +520,7 @@ async def _start_local(config: RunConfig, scratch: Path) -> tuple[asyncio.subpro
         raise UsageError(
             f"the local Firehose for the workers did not start: {detail[-1] if detail else line!r}"
         )
-    return proc, found.group(1).decode()
+    return proc, url
 
 
 async def _stop_local(proc: asyncio.subprocess.Process) -> None:
@@ -630,15 +627,7 @@ async def run_workers(plan: WorkerPlan, out: TextIO = sys.stdout) -> RunResult:
             sup.on_signal(signal.SIGTERM)
         stats = [StreamStats(name, target_rate=config.rate) for name in config.streams]
         histograms = {name: StreamHistograms() for name in config.streams}
-        live = LiveView(
-            stats,
-            histograms,
-            config.rate,
-            out=out,
-            log_format=config.log_format,
-            interval_s=config.live_interval_s,
-            log_every_s=config.log_every_s,
-        )
+        live = LiveView.for_run(config, stats, histograms, out)
         deadline = asyncio.create_task(sup.deadline())
         live_task = None
         if not config.quiet:

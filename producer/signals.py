@@ -1,0 +1,49 @@
+"""Signals for a run: the first SIGINT/SIGTERM stops gracefully, a second SIGINT aborts.
+
+The program installs its own handlers (no shell in between), so this also works as PID 1 in
+a container.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Any
+
+
+class Signals:
+    """First SIGINT/SIGTERM: stop generating and shut down gracefully. Second SIGINT: abort."""
+
+    def __init__(self) -> None:
+        self.stop = asyncio.Event()
+        self.abort = asyncio.Event()
+        self._installed: list[signal.Signals] = []
+
+    def install(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self._on_signal, sig)
+                self._installed.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass  # not the main thread (tests) or no signal support
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if self.stop.is_set() and sig == signal.SIGINT:
+            self.abort.set()
+        self.stop.set()
+
+    def remove(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in self._installed:
+            loop.remove_signal_handler(sig)
+
+
+async def first_done(task: asyncio.Future[Any], event: asyncio.Event) -> bool:
+    """Wait for ``task`` or ``event``; True when the task finished first."""
+    waiter = asyncio.create_task(event.wait())
+    try:
+        await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+    return task.done()
