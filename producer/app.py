@@ -141,7 +141,8 @@ async def _load(
     dead_letter = config.dead_letter or config.output_dir / "dead-letter" / f"{run_id}.jsonl"
     spool = Spool(dead_letter)
     started = time.monotonic()
-    progress = Progress(by_source=telemetry.events_by_source)
+    progress = Progress(by_source=telemetry.events_by_source, target_rate=config.rate)
+    telemetry.target_rate_now = lambda: progress.target_rate
     async with AsyncExitStack() as stack:
         endpoint = target.endpoint_url
         if target.kind is TargetKind.LOCAL:

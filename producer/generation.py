@@ -24,6 +24,7 @@ class Progress:
     events: int = 0
     malformed: int = 0
     by_source: Counter[str] = field(default_factory=Counter)  # /metrics reads it live
+    target_rate: float = 0.0  # what the rate shape asks for now (events/s)
 
 
 class Named(Protocol):
@@ -73,6 +74,7 @@ async def generate(
     trace = config.trace_fields
     shard = config.shard if config.shard.count > 1 else None
     async for due in pacer.ticks(stop):
+        progress.target_rate = pacer.counter.current_rate
         now = time.time()
         for _ in range(due):
             event = generator.next_event(now)

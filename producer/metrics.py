@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -73,6 +73,8 @@ class RunTelemetry:
     streams: Sequence[StreamStats]
     histograms: dict[str, StreamHistograms]
     events_by_source: Counter[str] = field(default_factory=Counter)
+    # What the rate shape asks for now; falls back to target_rate (the run's nominal rate).
+    target_rate_now: Callable[[], float] | None = None
 
 
 def _fold_codes(codes: Counter[str]) -> dict[str, int]:
@@ -194,7 +196,7 @@ class LoadgenCollector(Collector):
         target = GaugeMetricFamily(
             "loadgen_target_rate_events_per_second", "Events per second the profile asks for now."
         )
-        target.add_metric([], t.target_rate)
+        target.add_metric([], t.target_rate_now() if t.target_rate_now else t.target_rate)
         yield from (target, limit, achieved, queue, in_flight)
 
         hists = [(name, t.histograms[name]) for name in (s.name for s in t.streams)]

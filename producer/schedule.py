@@ -166,6 +166,11 @@ class DueCounter:
         self.due = 0.0
         self.issued = 0
 
+    @property
+    def current_rate(self) -> float:
+        """What the shape asks for at the latest elapsed time (events/s)."""
+        return self._last_rate
+
     def advance(self, elapsed_s: float) -> int:
         """Events newly due between the previous call and ``elapsed_s``."""
         span = elapsed_s - self._last_t

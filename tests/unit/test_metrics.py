@@ -177,3 +177,9 @@ async def test_series_follow_a_real_channel(tmp_path: Path) -> None:
     assert calls == stats.requests >= 4  # 1200 records in batches of <= 500, plus the resends
     assert _value(samples, "loadgen_batch_records_sum", stream=name) == 1800  # 1200 + 600 resent
     assert _value(samples, "loadgen_ack_latency_seconds_count", stream=name) == 1200
+
+
+def test_target_rate_gauge_follows_the_shape() -> None:
+    telemetry = _telemetry()
+    telemetry.target_rate_now = lambda: 1234.5
+    assert _value(_samples(telemetry), "loadgen_target_rate_events_per_second") == 1234.5

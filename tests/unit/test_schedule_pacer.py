@@ -105,3 +105,11 @@ def test_due_counter_ignores_time_going_backwards() -> None:
     assert counter.advance(1.0) == 100
     assert counter.advance(0.5) == 0
     assert counter.advance(1.5) == 50
+
+
+def test_due_counter_reports_the_rate_the_shape_asks_for_now() -> None:
+    counter = DueCounter(ramp(100.0, 300.0, 10.0))
+    counter.advance(5.0)
+    assert counter.current_rate == pytest.approx(200.0)
+    counter.advance(20.0)
+    assert counter.current_rate == pytest.approx(300.0)
