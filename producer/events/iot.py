@@ -52,6 +52,7 @@ class IotGenerator:
 
     def __init__(self, rng: random.Random, pools: Pools, catalog: Catalog, params: IotParams) -> None:
         self._rng = rng
+        self._random = rng.random
         self._params = params
         self._catalog = catalog
         self._ids = EventIds(rng)
@@ -85,6 +86,13 @@ class IotGenerator:
             stock=rng.randrange(5, 60),
         )
 
+    def _noise(self, sigma: float) -> float:
+        """Zero-mean noise with standard deviation ``sigma``: the sum of two uniforms (a
+        triangular distribution, bounded at +-2.45 sigma). Random.gauss is pure Python and
+        cost more than the rest of a telemetry event; this is two C calls."""
+        r = self._random
+        return (r() + r() - 1.0) * sigma * 2.449489742783178  # 1 / sqrt(1/6)
+
     def next_event(self, now: float) -> Event:
         rng, p = self._rng, self._params
         d = self._fleet[self._order[self._next]]
@@ -107,13 +115,14 @@ class IotGenerator:
             d.bias = 0.0  # an update recalibrates the sensor
             return event
         # Drift: a random walk, pulled gently back so a long soak stays plausible.
-        d.bias = d.bias * 0.999 + rng.gauss(0, p.drift_c)
-        d.humidity = min(100.0, max(0.0, d.humidity + rng.gauss(0, 0.2)))
+        noise = self._noise
+        d.bias = d.bias * 0.999 + noise(p.drift_c)
+        d.humidity = min(100.0, max(0.0, d.humidity + noise(0.2)))
         was_low = d.battery < LOW_BATTERY_PCT
         d.battery -= rng.random() * 0.05
         if d.battery < 3:
             d.battery = 100.0  # swapped or recharged
-        temperature = d.setpoint + d.bias + rng.gauss(0, 0.3)
+        temperature = d.setpoint + d.bias + noise(0.3)
         anomaly = rng.random() < p.anomaly_share
         if anomaly:
             temperature += rng.choice((-1.0, 1.0)) * rng.uniform(8, 20)
@@ -122,8 +131,8 @@ class IotGenerator:
         event["battery_pct"] = round(d.battery, 1)
         event["signal_dbm"] = rng.randrange(-110, -50)
         if d.moving:
-            d.lat += rng.gauss(0, 0.002)
-            d.lon += rng.gauss(0, 0.002)
+            d.lat += noise(0.002)
+            d.lon += noise(0.002)
             event["gps"] = {"lat": round(d.lat, 5), "lon": round(d.lon, 5), "speed_kmh": rng.randrange(0, 90)}
         if d.product is not None:
             d.stock = d.stock - 1 if d.stock > 0 and rng.random() < 0.1 else (d.stock or 40)

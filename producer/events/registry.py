@@ -36,21 +36,24 @@ class Mix:
 
     source = "mix"
 
+    # Slots in the lookup table: weights are honoured to 1/4096, and a draw is one
+    # getrandbits call and an index instead of a walk over cumulative weights.
+    TABLE_BITS = 12
+
     def __init__(self, rng: random.Random, parts: list[tuple[EventGenerator, float]]) -> None:
-        self._rng = rng
-        self._generators = [g for g, _ in parts]
+        self._bits = rng.getrandbits
+        size = 1 << self.TABLE_BITS
         total = sum(w for _, w in parts)
-        acc, self._cumulative = 0.0, []
-        for _, w in parts:
+        table: list[Callable[[float], Event]] = []
+        acc = 0.0
+        for gen, w in parts:
             acc += w / total
-            self._cumulative.append(acc)
+            table.extend([gen.next_event] * (round(acc * size) - len(table)))
+        table.extend([parts[-1][0].next_event] * (size - len(table)))  # float rounding
+        self._table = table
 
     def next_event(self, now: float) -> Event:
-        roll = self._rng.random()
-        for gen, edge in zip(self._generators, self._cumulative, strict=True):
-            if roll < edge:
-                return gen.next_event(now)
-        return self._generators[-1].next_event(now)
+        return self._table[self._bits(self.TABLE_BITS)](now)
 
 
 def build_generator(
