@@ -77,19 +77,7 @@ def _read_delivered(
         findings.objects_gone.append(key)
         return
     delivered_at = _float(entry.get("delivered_at"))
-    mine = 0
-    oldest: float | None = None
-    for record in objects.records(data):
-        found = trace.from_record(record)
-        if found is None:
-            findings.untraced_records += 1
-        elif found.run_id != run_id:
-            findings.other_runs += 1
-        else:
-            mine += 1
-            findings.delivered(found.seq, found.event_time, delivered_at)
-            if found.event_time is not None and (oldest is None or found.event_time < oldest):
-                oldest = found.event_time
+    mine, oldest = objects.tally(findings, data, run_id, delivered_at)
     if mine:
         findings.objects.append(
             ObjectStat(

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 
 import orjson
 
-from producer.audit import parquet
+from producer.audit import parquet, trace
+from producer.audit.findings import StreamFindings
 
 GZIP_MAGIC = b"\x1f\x8b"
 PARQUET_MAGIC = b"PAR1"
@@ -49,3 +50,24 @@ def error_envelopes(data: bytes) -> Iterator[tuple[str, bytes]]:
             yield "unreadable-envelope", line
             continue
         yield str(envelope.get("errorCode", "")), raw
+
+
+def tally(
+    findings: StreamFindings, data: bytes, run_id: str, delivered_at: float | None
+) -> tuple[int, float | None]:
+    """Count one delivered object's records into ``findings``, whichever source it came from:
+    the run's records, and the event time of the oldest of them (None if there is none)."""
+    mine = 0
+    oldest: float | None = None
+    for record in records(data):
+        found = trace.from_record(record)
+        if found is None:
+            findings.untraced_records += 1
+        elif found.run_id != run_id:
+            findings.other_runs += 1
+        else:
+            mine += 1
+            findings.delivered(found.seq, found.event_time, delivered_at)
+            if found.event_time is not None and (oldest is None or found.event_time < oldest):
+                oldest = found.event_time
+    return mine, oldest
