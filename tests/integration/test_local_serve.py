@@ -45,27 +45,10 @@ def _client(url: str) -> Any:
     )
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str], Path]]:
-    config = tmp_path / "streams.json"
-    config.write_bytes(orjson.dumps([pipeline.s3_stream_request("from-config")]))
-    out = tmp_path / "out"
+def _start_serve(*options: str) -> tuple[subprocess.Popen[str], str]:
+    """`local serve --port 0 OPTIONS` as a user would start it; its URL from the ready line."""
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "producer",
-            "local",
-            "serve",
-            "--port",
-            "0",
-            "--output",
-            str(out),
-            "--config",
-            str(config),
-            "--region",
-            "eu-west-1",
-        ],
+        [sys.executable, "-m", "producer", "local", "serve", "--port", "0", *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -74,7 +57,15 @@ def served(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str], Path]]:
     assert proc.stdout is not None
     line = proc.stdout.readline()
     assert "listening on http://127.0.0.1:" in line, proc.stderr.read() if proc.stderr else line
-    url = line.split("listening on ", 1)[1].split(" ", 1)[0]
+    return proc, line.split("listening on ", 1)[1].split(" ", 1)[0]
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str], Path]]:
+    config = tmp_path / "streams.json"
+    config.write_bytes(orjson.dumps([pipeline.s3_stream_request("from-config")]))
+    out = tmp_path / "out"
+    proc, url = _start_serve("--output", str(out), "--config", str(config), "--region", "eu-west-1")
     try:
         yield url, proc, out
     finally:
@@ -149,30 +140,8 @@ def test_bad_config_file_is_one_clear_line(tmp_path: Path) -> None:
 
 
 def test_quota_and_fault_options_from_the_command_line(tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "producer",
-            "local",
-            "serve",
-            "--port",
-            "0",
-            "--output",
-            str(tmp_path / "o"),
-            "--records-per-s",
-            "10",
-            "--latency",
-            "0.05",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-    )
+    proc, url = _start_serve("--output", str(tmp_path / "o"), "--records-per-s", "10", "--latency", "0.05")
     try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().split("listening on ", 1)[1].split(" ", 1)[0]
         fh = _client(url)
         fh.create_delivery_stream(**pipeline.s3_stream_request("quota"))
         answer = fh.put_record_batch(DeliveryStreamName="quota", Records=[{"Data": b"x"}] * 30)
