@@ -1,36 +1,73 @@
 """Per-stream accumulator: fills PutRecordBatch-sized batches within the API limits.
 
+A batch keeps its records as a plain list of bytes plus per-batch bookkeeping, not one object
+per record: at 100,000 events/s to two streams that is 200,000 objects a second fewer to
+allocate, free and (since they would be held for a while) for the cyclic collector to walk.
+Records of a batch share their history: they are sent together, and what fails is resent
+together (the failed subset stays one batch), so attempts and attempt times are per batch.
+
 Limits: https://docs.aws.amazon.com/firehose/latest/APIReference/API_PutRecordBatch.html
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from producer import limits
 
 
 @dataclass(slots=True)
-class Record:
-    """One record on its way to one stream, with what the dead-letter spool needs."""
+class Batch:
+    """Records on their way to one stream, with what retries and the dead-letter spool need."""
 
-    data: bytes
-    created_at: float  # monotonic seconds, for time-to-live and latency
+    data: list[bytes] = field(default_factory=list)
+    size: int = 0  # bytes of ``data``
+    # Monotonic seconds the first and the last record were taken: the batch's age for the
+    # time-to-live (its oldest record's) and the ack latency of its records.
+    oldest_at: float = 0.0
+    newest_at: float = 0.0
     attempts: int = 0
     first_attempt_at: float = 0.0  # wall-clock seconds, 0 until first sent
     last_attempt_at: float = 0.0
-    last_error: str = ""  # ErrorCode (or transport error) of the latest failed attempt
-    last_message: str = ""
-
-
-@dataclass(slots=True)
-class Batch:
-    records: list[Record] = field(default_factory=list)
-    size: int = 0
-    in_request: bool = False  # a PutRecordBatch with these records is awaiting its answer
+    # The latest failed attempt's ErrorCode (or transport error) and message, per record; empty
+    # until an attempt fails.
+    errors: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.records)
+        return len(self.data)
+
+    def error(self, index: int) -> tuple[str, str]:
+        """Record ``index``'s last error code and message ("" when it never failed)."""
+        if index < len(self.errors):
+            return self.errors[index], self.messages[index]
+        return "", ""
+
+    def mark_failed(self, code: str, message: str) -> None:
+        """Every record failed the same way (a whole-call failure)."""
+        self.errors = [code] * len(self.data)
+        self.messages = [message] * len(self.data)
+
+    def keep(self, indexes: list[int], codes: list[str], messages: list[str]) -> None:
+        """Only the records at ``indexes`` are still owed, with their new errors."""
+        data = self.data
+        self.data = [data[i] for i in indexes]
+        self.size = sum(map(len, self.data))
+        self.errors = codes
+        self.messages = messages
+
+    def clear(self) -> None:
+        self.data = []
+        self.size = 0
+        self.errors = []
+        self.messages = []
+
+
+def single(data: bytes, now: float) -> Batch:
+    """A batch of one record that never reached an accumulator (refused or dropped at offer)."""
+    return Batch([data], len(data), now, now)
 
 
 class Accumulator:
@@ -42,7 +79,10 @@ class Accumulator:
     """
 
     def __init__(
-        self, max_records: int = limits.MAX_BATCH_RECORDS, max_bytes: int = limits.MAX_BATCH_BYTES
+        self,
+        max_records: int = limits.MAX_BATCH_RECORDS,
+        max_bytes: int = limits.MAX_BATCH_BYTES,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not 1 <= max_records <= limits.MAX_BATCH_RECORDS:
             raise ValueError(f"max_records must be 1..{limits.MAX_BATCH_RECORDS}")
@@ -50,32 +90,36 @@ class Accumulator:
             raise ValueError(f"max_bytes must be {limits.MAX_RECORD_BYTES}..{limits.MAX_BATCH_BYTES}")
         self.max_records = max_records
         self.max_bytes = max_bytes
-        self._batch = Batch()
-        self.oldest_at = 0.0  # created_at of the first record in the open batch
+        self._clock = clock
+        self._data: list[bytes] = []
+        self._size = 0
+        self._oldest_at = 0.0
 
     def __len__(self) -> int:
-        return len(self._batch.records)
+        return len(self._data)
 
-    def add(self, record: Record) -> Batch | None:
-        size = len(record.data)
+    def add(self, data: bytes) -> Batch | None:
+        size = len(data)
         if size > limits.MAX_RECORD_BYTES:
             raise ValueError("record exceeds MAX_RECORD_BYTES; dead-letter it instead")
         full: Batch | None = None
-        if self._batch.records and self._batch.size + size > self.max_bytes:
+        if self._size + size > self.max_bytes and self._data:
             full = self._take()
-        if not self._batch.records:
-            self.oldest_at = record.created_at
-        self._batch.records.append(record)
-        self._batch.size += size
-        if len(self._batch.records) >= self.max_records:
+        if not self._data:
+            self._oldest_at = self._clock()
+        self._data.append(data)
+        self._size += size
+        if len(self._data) >= self.max_records:
             # Cannot be both: a size overflow leaves one record in the new batch.
             return full or self._take()
         return full
 
     def drain(self) -> Batch | None:
         """The open batch, if it has records (linger expiry, shutdown)."""
-        return self._take() if self._batch.records else None
+        return self._take() if self._data else None
 
     def _take(self) -> Batch:
-        batch, self._batch = self._batch, Batch()
+        batch = Batch(self._data, self._size, self._oldest_at, self._clock())
+        self._data = []
+        self._size = 0
         return batch

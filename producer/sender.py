@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from producer import limits
-from producer.batching import Accumulator, Batch, Record
+from producer.batching import Accumulator, Batch, single
 from producer.firehose import ApiError, TransportError
 from producer.histogram import StreamHistograms
 from producer.ratecontrol import AdaptiveRate, RateControlSettings
@@ -80,7 +80,10 @@ class StreamChannel:
         self._rng = rng
         self._clock = clock
         self._wall_clock = wall_clock
-        self._acc = Accumulator(settings.max_batch_records, settings.max_batch_bytes)
+        self._acc = Accumulator(settings.max_batch_records, settings.max_batch_bytes, clock)
+        # Read on every offer: plain attributes, not lookups through the settings.
+        self._max_held = settings.max_held_records
+        self._drop_when_full = settings.on_full == "drop"
         self.rate = AdaptiveRate(settings.rate_control, clock)
         stats.rate_probe = lambda: (self.rate.limit(), self.rate.achieved_rate())
         self._linger: asyncio.TimerHandle | None = None
@@ -113,23 +116,22 @@ class StreamChannel:
             stats.not_taken_after_stop += 1
             return None
         stats.sent += 1
-        record = Record(data, self._clock())
         if len(data) > limits.MAX_RECORD_BYTES:
             message = f"record is {len(data)} bytes; Firehose takes at most {limits.MAX_RECORD_BYTES}"
-            self._give_up([record], "RecordTooLarge", "", message, held=False)
+            self._give_up(single(data, self._clock()), "RecordTooLarge", "", message, held=False)
             return None
-        if stats.held >= self._settings.max_held_records and self._settings.on_full == "drop":
+        if stats.held >= self._max_held and self._drop_when_full:
             message = "stream could not keep up (--on-full drop)"
-            self._give_up([record], "Dropped", "", message, held=False)
+            self._give_up(single(data, self._clock()), "Dropped", "", message, held=False)
             return None
         stats.held += 1
-        full = self._acc.add(record)
+        full = self._acc.add(data)
         if full is not None:
             self._enqueue(full)
         if self._linger is None and len(self._acc):
             # One timer per open batch, from its first record: no polling loop.
             self._linger = asyncio.get_running_loop().call_later(self._settings.linger_s, self._flush_open)
-        if stats.held >= self._settings.max_held_records and self._settings.on_full == "block":
+        if stats.held >= self._max_held and not self._drop_when_full:
             self._space.clear()
             return self._wait_for_space()
         return None
@@ -154,7 +156,7 @@ class StreamChannel:
             self._linger.cancel()
             self._linger = None
         if self.stats.stopped_reason:
-            self._give_up(batch.records, "StreamStopped", "", self.stats.stopped_reason)
+            self._give_up(batch, "StreamStopped", "", self.stats.stopped_reason)
             return
         self._new.append(batch)
         self._work.set()
@@ -208,7 +210,7 @@ class StreamChannel:
         await asyncio.gather(*tasks, return_exceptions=True)
         # A cancelled call may or may not have been accepted: spooled, and counted as such.
         for batch in self._in_request.values():
-            self.stats.possible_duplicates += len(batch.records)
+            self.stats.possible_duplicates += len(batch)
         self._spool_everything(reason, message)
 
     def _spool_everything(self, reason: str, message: str) -> None:
@@ -230,8 +232,7 @@ class StreamChannel:
         if open_batch is not None:
             batches.append(open_batch)
         for batch in batches:
-            self._give_up(batch.records, reason, "", message)
-            batch.records = []
+            self._give_up(batch, reason, "", message)
 
     def _stop_stream(self, reason: str, code: str) -> None:
         """A non-retryable error: this stream is done. Spool what it holds (except calls in flight,
@@ -240,14 +241,14 @@ class StreamChannel:
             self.stats.stopped_reason = reason
         for batch, handle in list(self._backoff.values()):
             handle.cancel()
-            self._give_up(batch.records, "StreamStopped", code, reason)
+            self._give_up(batch, "StreamStopped", code, reason)
         self._backoff.clear()
         for queue in (self._retries, self._new):
             while queue:
-                self._give_up(queue.popleft().records, "StreamStopped", code, reason)
+                self._give_up(queue.popleft(), "StreamStopped", code, reason)
         open_batch = self._acc.drain()
         if open_batch is not None:
-            self._give_up(open_batch.records, "StreamStopped", code, reason)
+            self._give_up(open_batch, "StreamStopped", code, reason)
 
     # -- dispatching ---------------------------------------------------------------------------
 
@@ -284,67 +285,63 @@ class StreamChannel:
         key = id(batch)
         try:
             self._in_request[key] = batch
-            failed, answered = await self._attempt(batch)
+            answered = await self._attempt(batch)
             # Not reached when cancelled: shutdown finds the batch in _in_request.
             del self._in_request[key]
-            self._after_attempt(batch, failed, answered)
+            self._after_attempt(batch, answered)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug must not lose records: spool them with the reason
             self._in_request.pop(key, None)
-            self._give_up(batch.records, "ProducerError", type(exc).__name__, str(exc))
-            batch.records = []
+            self._give_up(batch, "ProducerError", type(exc).__name__, str(exc))
         finally:
             self._slots.release()
 
-    async def _attempt(self, batch: Batch) -> tuple[list[Record], bool]:
-        """Send once; the records that failed, and whether the call itself was answered."""
+    async def _attempt(self, batch: Batch) -> bool:
+        """Send once; afterwards ``batch`` holds only the records still owed (those that failed).
+        Returns whether the call itself was answered."""
         stats = self.stats
-        records = batch.records
         now_wall = self._wall_clock()
-        for r in records:
-            r.attempts += 1
-            if not r.first_attempt_at:
-                r.first_attempt_at = now_wall
-            r.last_attempt_at = now_wall
+        batch.attempts += 1
+        if not batch.first_attempt_at:
+            batch.first_attempt_at = now_wall
+        batch.last_attempt_at = now_wall
+        count, size = len(batch.data), batch.size
         started = self._clock()
         stats.requests += 1
         stats.in_flight += 1
         try:
-            response = await self._client.put_record_batch(self.name, [r.data for r in records])
+            response = await self._client.put_record_batch(self.name, batch.data)
         except ApiError as exc:
             answered = False
-            failed = self._request_failed(records, exc.code, exc.http_status, exc.message)
+            self._request_failed(batch, exc.code, exc.http_status, exc.message)
         except TransportError as exc:
             answered = False
-            _mark_failed(records, exc.code, exc.message)
+            batch.mark_failed(exc.code, exc.message)
             stats.failed_requests += 1
             stats.failures_by_code[exc.code] += 1
             if exc.maybe_sent:
-                stats.possible_duplicates += len(records)
+                stats.possible_duplicates += count
             self.rate.on_result(accepted=0, throttled=0)
-            failed = records
         else:
             answered = True
-            failed = self._read_response(records, response, batch.size)
+            self._read_response(batch, response)
         finally:
             stats.in_flight -= 1
-        stats.failed_record_attempts += len(failed)
+        stats.failed_record_attempts += len(batch.data)
         h = self.histograms
         h.request_seconds.observe(self._clock() - started)
-        h.batch_records.observe(len(records))
-        h.batch_bytes.observe(batch.size)
+        h.batch_records.observe(count)
+        h.batch_bytes.observe(size)
         stats.rate_cuts = self.rate.cuts
-        return failed, answered
+        return answered
 
-    def _after_attempt(self, batch: Batch, failed: list[Record], answered: bool) -> None:
-        batch.records = self._retry_or_give_up(failed)
-        if not batch.records:
+    def _after_attempt(self, batch: Batch, answered: bool) -> None:
+        self._retry_or_give_up(batch)
+        if not batch.data:
             return
-        batch.size = sum(len(r.data) for r in batch.records)  # the bytes still owed
-        self.stats.retried_records += len(batch.records)
-        attempt = max(r.attempts for r in batch.records)
-        delay = self._policy.delay_s(attempt, self._rng, answered)
+        self.stats.retried_records += len(batch.data)
+        delay = self._policy.delay_s(batch.attempts, self._rng, answered)
         key = id(batch)
         handle = asyncio.get_running_loop().call_later(delay, self._backoff_over, key)
         self._backoff[key] = (batch, handle)
@@ -355,116 +352,108 @@ class StreamChannel:
             return
         batch = entry[0]
         if self.stats.stopped_reason:
-            self._give_up(batch.records, "StreamStopped", "", self.stats.stopped_reason)
+            self._give_up(batch, "StreamStopped", "", self.stats.stopped_reason)
             return
         self._retries.append(batch)
         self._work.set()
 
     # -- answers -------------------------------------------------------------------------------
 
-    def _request_failed(self, records: list[Record], code: str, status: int, message: str) -> list[Record]:
-        """Whole-call failure: the records to retry (none when the stream is given up)."""
+    def _request_failed(self, batch: Batch, code: str, status: int, message: str) -> None:
+        """Whole-call failure: every record is owed again, unless the stream is given up."""
         stats = self.stats
-        _mark_failed(records, code, message)
+        batch.mark_failed(code, message)
         stats.failed_requests += 1
         stats.failures_by_code[code] += 1
         if classify_request_error(code, status) is Decision.GIVE_UP:
-            self._give_up(records, "NonRetryable", code, message)
+            self._give_up(batch, "NonRetryable", code, message)
             self._stop_stream(f"{code}: {message}", code)
-            return []
-        throttled = len(records) if code in THROTTLING_CODES else 0
+            return
+        throttled = len(batch.data) if code in THROTTLING_CODES else 0
         stats.throttled_records += throttled
         self.rate.on_result(accepted=0, throttled=throttled)
-        return records
 
-    def _read_response(
-        self, records: list[Record], response: dict[str, Any], batch_size: int
-    ) -> list[Record]:
+    def _read_response(self, batch: Batch, response: dict[str, Any]) -> None:
         stats = self.stats
+        count = len(batch.data)
         failed_count = int(response.get("FailedPutCount", 0))
         entries = response.get("RequestResponses") or []
-        if failed_count == 0 and len(entries) == len(records):
-            self._accepted(records, batch_size)
-            self.rate.on_result(accepted=len(records), throttled=0)
-            return []
-        if len(entries) != len(records):
+        if failed_count == 0 and len(entries) == count:
+            self._accepted(batch, count, batch.size)
+            self.rate.on_result(accepted=count, throttled=0)
+            batch.clear()
+            return
+        if len(entries) != count:
             # Cannot tell which records failed: resend all, and say they may be duplicates.
             stats.failures_by_code["MalformedResponse"] += 1
-            stats.possible_duplicates += len(records)
-            return records
-        failed: list[Record] = []
-        ok: list[Record] = []
+            stats.possible_duplicates += count
+            batch.mark_failed("MalformedResponse", f"{len(entries)} RequestResponses for {count} records")
+            return
+        indexes: list[int] = []
+        codes: list[str] = []
+        messages: list[str] = []
         throttled = 0
-        for record, entry in zip(records, entries, strict=True):
+        for index, entry in enumerate(entries):
             code = entry.get("ErrorCode")
             if code:
-                record.last_error = code
-                record.last_message = str(entry.get("ErrorMessage", ""))
-                failed.append(record)
+                indexes.append(index)
+                codes.append(code)
+                messages.append(str(entry.get("ErrorMessage", "")))
                 stats.failures_by_code[code] += 1
                 if code in THROTTLING_CODES:
                     throttled += 1
-            else:
-                ok.append(record)
         stats.throttled_records += throttled
-        self._accepted(ok)
-        self.rate.on_result(accepted=len(ok), throttled=throttled)
-        return failed
+        size = batch.size
+        batch.keep(indexes, codes, messages)
+        self._accepted(batch, count - len(indexes), size - batch.size)
+        self.rate.on_result(accepted=count - len(indexes), throttled=throttled)
 
-    def _accepted(self, records: list[Record], size: int | None = None) -> None:
-        """``size``: the records' bytes when the caller knows them (the whole batch accepted)."""
-        count = len(records)
+    def _accepted(self, batch: Batch, count: int, size: int) -> None:
+        """``count`` records (``size`` bytes) of ``batch`` were accepted."""
         if not count:
             return
         self.stats.accepted += count
-        self.stats.bytes_sent += sum(len(r.data) for r in records) if size is None else size
+        self.stats.bytes_sent += size
         # One observation per answer, weighted by its records: the records of one batch were
         # created within one linger window of each other, and a per-record bisect would cost
         # more than the rest of the accounting.
-        oldest, newest = records[0].created_at, records[-1].created_at
-        self.histograms.ack_seconds.observe(self._clock() - (oldest + newest) / 2, count)
+        self.histograms.ack_seconds.observe(self._clock() - (batch.oldest_at + batch.newest_at) / 2, count)
         self._release(count)
 
-    def _retry_or_give_up(self, failed: list[Record]) -> list[Record]:
-        if self.stats.stopped_reason:
-            self._give_up(failed, "StreamStopped", "", self.stats.stopped_reason)
-            return []
-        now = self._clock()
-        keep: list[Record] = []
-        for record in failed:
-            reason = self._policy.exhausted(record.attempts, now - record.created_at)
-            if reason is None:
-                keep.append(record)
-            else:
-                message = f"gave up after {record.attempts} attempts; last: {record.last_message}"
-                self._give_up([record], reason, record.last_error, message)
-        return keep
-
-    def _give_up(
-        self, records: list[Record], reason: str, code: str, message: str, held: bool = True
-    ) -> None:
-        """Spool ``records``; ``held`` says whether they were counted inside the channel."""
-        if not records:
+    def _retry_or_give_up(self, batch: Batch) -> None:
+        """Give up what is left of ``batch`` if the stream stopped or its retries are spent."""
+        if not batch.data:
             return
-        self._spool.write(self.name, records, reason, code, message)
-        self.stats.dead_lettered += len(records)
-        self.stats.dead_by_reason[reason] += len(records)
+        if self.stats.stopped_reason:
+            self._give_up(batch, "StreamStopped", "", self.stats.stopped_reason)
+            return
+        # The batch's age is its oldest record's: a record is never kept past its time to live,
+        # at worst given up one linger period early.
+        reason = self._policy.exhausted(batch.attempts, self._clock() - batch.oldest_at)
+        if reason is not None:
+            prefix = f"gave up after {batch.attempts} attempts; last: "
+            batch.messages = [prefix + m for m in batch.messages]
+            self._give_up(batch, reason, "", "")
+
+    def _give_up(self, batch: Batch, reason: str, code: str, message: str, held: bool = True) -> None:
+        """Spool the records of ``batch`` and empty it; ``held`` says whether they were counted
+        inside the channel."""
+        count = len(batch.data)
+        if not count:
+            return
+        self._spool.write(self.name, batch, reason, code, message)
+        self.stats.dead_lettered += count
+        self.stats.dead_by_reason[reason] += count
+        batch.clear()
         if held:
-            self._release(len(records))
+            self._release(count)
 
     def _release(self, count: int) -> None:
         self.stats.held -= count
-        if self.stats.held < self._settings.max_held_records:
+        if self.stats.held < self._max_held:
             self._space.set()
         self._check_drained()
 
     def _check_drained(self) -> None:
         if self._closing and self.stats.held == 0:
             self._drained.set()
-
-
-def _mark_failed(records: list[Record], code: str, message: str) -> None:
-    """Remember the error on each record, for the spool line if it is given up."""
-    for r in records:
-        r.last_error = code
-        r.last_message = message

@@ -18,7 +18,7 @@ from typing import IO
 
 import orjson
 
-from producer.batching import Record
+from producer.batching import Batch
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,35 +44,37 @@ class Spool:
     def write(
         self,
         stream: str,
-        records: list[Record],
+        batch: Batch,
         reason: str,
         error_code: str = "",
         message: str = "",
     ) -> None:
-        if not records:
+        """One line per record of ``batch``; ``error_code``/``message`` override each record's own
+        last error (a whole-call reason), else the record's last error is kept."""
+        if not batch.data:
             return
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open("ab")
-        lines = [
-            orjson.dumps(
-                {
-                    "stream": stream,
-                    "reason": reason,
-                    "error_code": error_code or r.last_error or reason,
-                    "message": message or r.last_message,
-                    "attempts": r.attempts,
-                    "first_attempt_at": r.first_attempt_at or None,
-                    "last_attempt_at": r.last_attempt_at or None,
-                    "data": base64.b64encode(r.data).decode("ascii"),
-                }
-            )
-            + b"\n"
-            for r in records
-        ]
+        first = batch.first_attempt_at or None
+        last = batch.last_attempt_at or None
+        lines = []
+        for i, data in enumerate(batch.data):
+            last_code, last_message = batch.error(i)
+            entry = {
+                "stream": stream,
+                "reason": reason,
+                "error_code": error_code or last_code or reason,
+                "message": message or last_message,
+                "attempts": batch.attempts,
+                "first_attempt_at": first,
+                "last_attempt_at": last,
+                "data": base64.b64encode(data).decode("ascii"),
+            }
+            lines.append(orjson.dumps(entry) + b"\n")
         self._file.write(b"".join(lines))
         self._file.flush()
-        self.count += len(records)
+        self.count += len(batch.data)
 
     def close(self) -> None:
         if self._file is not None:

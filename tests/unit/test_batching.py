@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from producer import limits
-from producer.batching import Accumulator, Batch, Record
+from producer.batching import Accumulator, Batch
 
 # Mostly small records, some near the 1,024,000-byte record limit, so both the 500-record and
 # the 4 MiB limit get hit.
@@ -21,9 +21,9 @@ SIZES = st.one_of(
 _ZEROS = bytes(limits.MAX_RECORD_BYTES)
 
 
-def _record(index: int, size: int) -> Record:
-    # created_at carries the input position, so order can be checked after batching.
-    return Record(_ZEROS[:size], created_at=float(index))
+def _record(index: int, size: int) -> bytes:
+    # The first 4 bytes carry the input position, so order can be checked after batching.
+    return index.to_bytes(4, "big") + _ZEROS[: max(size - 4, 0)]
 
 
 def _run(acc: Accumulator, sizes: list[int]) -> list[Batch]:
@@ -51,10 +51,10 @@ def test_batches_keep_limits_order_and_every_record(
     batches = _run(acc, sizes)
     for batch in batches:
         assert 1 <= len(batch) <= max_records <= limits.MAX_BATCH_RECORDS
-        assert batch.size == sum(len(r.data) for r in batch.records)
+        assert batch.size == sum(len(d) for d in batch.data)
         assert batch.size <= max_bytes <= limits.MAX_BATCH_BYTES
-    flat = [r.created_at for b in batches for r in b.records]
-    assert flat == [float(i) for i in range(len(sizes))], "lost, duplicated or reordered"
+    flat = [int.from_bytes(d[:4], "big") for b in batches for d in b.data]
+    assert flat == list(range(len(sizes))), "lost, duplicated or reordered"
     assert len(acc) == 0
 
 
@@ -66,16 +66,16 @@ def test_a_batch_is_closed_only_when_the_next_record_would_not_fit(sizes: list[i
     batches = _run(Accumulator(), sizes)
     for batch, following in itertools.pairwise(batches):
         full_by_count = len(batch) == limits.MAX_BATCH_RECORDS
-        next_size = len(following.records[0].data)
+        next_size = len(following.data[0])
         assert full_by_count or batch.size + next_size > limits.MAX_BATCH_BYTES
 
 
 def test_record_over_the_limit_is_refused() -> None:
     acc = Accumulator()
     with pytest.raises(ValueError, match="MAX_RECORD_BYTES"):
-        acc.add(Record(b"x" * (limits.MAX_RECORD_BYTES + 1), 0.0))
+        acc.add(b"x" * (limits.MAX_RECORD_BYTES + 1))
     assert len(acc) == 0
-    acc.add(Record(b"x" * limits.MAX_RECORD_BYTES, 0.0))  # exactly the limit is fine
+    acc.add(b"x" * limits.MAX_RECORD_BYTES)  # exactly the limit is fine
     assert len(acc) == 1
 
 
@@ -93,3 +93,24 @@ def test_limits_match_the_api_reference() -> None:
 def test_settings_beyond_the_api_limits_are_rejected(max_records: int, max_bytes: int) -> None:
     with pytest.raises(ValueError):
         Accumulator(max_records, max_bytes)
+
+
+def test_a_batch_knows_when_its_first_and_last_record_came() -> None:
+    now = iter([10.0, 10.5, 20.0, 21.0])
+    acc = Accumulator(max_records=2, clock=lambda: next(now))
+    assert acc.add(b"a") is None  # opens a batch: clock read once (10.0)
+    full = acc.add(b"b")  # full by count: taken at 10.5
+    assert full is not None and (full.oldest_at, full.newest_at) == (10.0, 10.5)
+    acc.add(b"c")  # 20.0
+    last = acc.drain()  # 21.0
+    assert last is not None and (last.oldest_at, last.newest_at, last.data) == (20.0, 21.0, [b"c"])
+
+
+def test_keep_leaves_only_the_failed_records_with_their_errors() -> None:
+    batch = Batch([b"aa", b"b", b"cccc"], 7, 1.0, 2.0, attempts=2)
+    batch.mark_failed("ServiceUnavailableException", "Slow down.")
+    assert batch.error(2) == ("ServiceUnavailableException", "Slow down.")
+    batch.keep([0, 2], ["InternalFailure", "ServiceUnavailableException"], ["boom", "slow"])
+    assert (batch.data, batch.size) == ([b"aa", b"cccc"], 6)
+    assert batch.error(1) == ("ServiceUnavailableException", "slow") and batch.attempts == 2
+    assert Batch([b"x"], 1).error(0) == ("", "")

@@ -8,19 +8,19 @@ from pathlib import Path
 import orjson
 import pytest
 
-from producer.batching import Record
+from producer.batching import Batch, single
 from producer.spool import Spool, read_spool
 
 
 def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "sub" / "dead.jsonl")
-    failed = Record(
-        b"\x00binary\xff", created_at=1.0, attempts=4, first_attempt_at=100.5, last_attempt_at=107.25
+    failed = Batch(
+        [b"\x00binary\xff"], 8, 1.0, 1.0, attempts=4, first_attempt_at=100.5, last_attempt_at=107.25
     )
-    failed.last_error, failed.last_message = "ServiceUnavailableException", "Slow down."
-    never_sent = Record(b"x" * 10, created_at=2.0)
-    spool.write("s1", [failed], "RetriesExhausted", message="gave up after 4 attempts")
-    spool.write("s2", [never_sent], "RecordTooLarge", message="too big")
+    failed.mark_failed("ServiceUnavailableException", "Slow down.")
+    never_sent = single(b"x" * 10, 2.0)
+    spool.write("s1", failed, "RetriesExhausted", message="gave up after 4 attempts")
+    spool.write("s2", never_sent, "RecordTooLarge", message="too big")
     spool.close()
     lines = [orjson.loads(line) for line in spool.path.read_bytes().splitlines()]
     assert lines[0] == {
@@ -42,17 +42,30 @@ def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
 
 def test_explicit_error_code_wins_over_the_records_last(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "d.jsonl")
-    record = Record(b"a", 0.0, attempts=1)
-    record.last_error = "InternalFailure"
-    spool.write("s", [record], "NonRetryable", "ResourceNotFoundException", "gone")
+    batch = Batch([b"a"], 1, attempts=1)
+    batch.mark_failed("InternalFailure", "boom")
+    spool.write("s", batch, "NonRetryable", "ResourceNotFoundException", "gone")
     spool.close()
     [entry] = read_spool(spool.path)
     assert entry.error_code == "ResourceNotFoundException" and entry.message == "gone"
 
 
+def test_each_record_keeps_its_own_last_error(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "d.jsonl")
+    batch = Batch([b"a", b"b"], 2, attempts=3)
+    batch.keep([0, 1], ["InternalFailure", "ServiceUnavailableException"], ["boom", "slow"])
+    spool.write("s", batch, "RetriesExhausted")
+    spool.close()
+    entries = list(read_spool(spool.path))
+    assert [(e.error_code, e.message) for e in entries] == [
+        ("InternalFailure", "boom"),
+        ("ServiceUnavailableException", "slow"),
+    ]
+
+
 def test_no_file_until_something_is_spooled(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "d.jsonl")
-    spool.write("s", [], "Dropped")
+    spool.write("s", Batch(), "Dropped")
     spool.close()
     assert not spool.path.exists()
 
