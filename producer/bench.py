@@ -3,10 +3,17 @@
 Each trial is a separate producer process sending to both reference streams of a discard-mode
 local Firehose (its own process: `local serve --discard`). The benchmark reads the producer's
 own /metrics once a second: records accepted, events generated and process CPU (user+sys, from
-the process collector) over the window after the warm-up; peak RSS from /proc/PID/status
-(VmHWM); PutRecordBatch p99 from the latency histogram. Trials of firehose-loadgen and of the
-reference producer (bench_reference.py) alternate, and medians are reported, because this is a
-noisy shared machine: a ratio measured side by side means more than any single number.
+the process collector) over the window after the warm-up; RSS from /proc/PID/status at each
+scrape (VmRSS, for its growth over the window) and at the end (VmHWM, the peak); PutRecordBatch
+p99 from the latency histogram. Rates divide by the producer's own clock (loadgen_clock_seconds,
+read with the counters), not by when the scrapes arrived: a busy producer answers /metrics late
+by varying amounts, which made steady one-second windows look a few percent off.
+
+Trials of firehose-loadgen and of the two reference producers alternate, and medians are
+reported, because this is a noisy shared machine: a ratio measured side by side means more than
+any single number. "reference" (bench_handwritten.py) is the hand-written Faker-pools producer
+issue 10 sets its target against; "stock-client" (bench_reference.py) is firehose-loadgen's
+generators on the same hand-written delivery loop, which isolates the delivery path.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import math
 import os
 import signal
 import socket
@@ -23,7 +31,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,15 +43,29 @@ from producer.errors import UsageError
 from producer.local.process import ready_url, serve_command
 
 STREAMS = list(pipeline.DEFAULT_STREAMS)
+REFERENCES = ("reference", "stock-client")
+MEDIANS = (
+    "events_per_s",
+    "records_per_s",
+    "cpu_us_per_record",
+    "peak_rss_mb",
+    "rss_growth",
+    "p99_put_s",
+    "startup_s",
+    "achieved_vs_target",
+    "window_max_deviation",
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Scrape:
-    at: float
+    at: float  # the benchmark's monotonic clock when the answer arrived
+    clock: float | None  # the producer's loadgen_clock_seconds; None if it does not export one
     accepted: float
     events: float
     cpu_s: float
-    put_buckets: dict[float, float]
+    rss_mb: float | None  # VmRSS right after the scrape
+    put_buckets: dict[float, float] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -58,7 +80,10 @@ class Trial:
     target_rate: float
     achieved_vs_target: float
     window_max_deviation: float
+    rss_growth: float
+    window_clock: str  # "producer" (loadgen_clock_seconds) or "scraper" (arrival times)
     windows: list[float] = field(default_factory=list)
+    rss_mb: list[float] = field(default_factory=list)
 
 
 def _free_port() -> int:
@@ -67,17 +92,22 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _scrape(port: int) -> Scrape | None:
+def _scrape(port: int, pid: int) -> Scrape | None:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
             text = response.read().decode()
     except OSError:
         return None
+    at = time.monotonic()
+    rss = _status_mb(pid, "VmRSS")
+    clock: float | None = None
     accepted = events = cpu = 0.0
     buckets: dict[float, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name == "loadgen_records_total" and sample.labels.get("outcome") == "accepted":
+            if sample.name == "loadgen_clock_seconds":
+                clock = sample.value
+            elif sample.name == "loadgen_records_total" and sample.labels.get("outcome") == "accepted":
                 accepted += sample.value
             elif sample.name == "loadgen_events_generated_total":
                 events += sample.value
@@ -86,15 +116,41 @@ def _scrape(port: int) -> Scrape | None:
             elif sample.name == "loadgen_put_record_batch_duration_seconds_bucket":
                 le = float(sample.labels["le"])
                 buckets[le] = buckets.get(le, 0.0) + sample.value
-    return Scrape(time.monotonic(), accepted, events, cpu, buckets)
+    return Scrape(at, clock, accepted, events, cpu, rss, buckets)
 
 
-def _peak_rss_mb(pid: int) -> float:
+def _status_mb(pid: int, key: str) -> float | None:
+    """A memory line of /proc/PID/status (VmRSS, VmHWM) in MB; None once the process is gone."""
     with contextlib.suppress(OSError):
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{key}:"):
                 return int(line.split()[1]) / 1024
-    return 0.0
+    return None
+
+
+def elapsed(a: Scrape, b: Scrape) -> float:
+    """Seconds from scrape ``a`` to ``b`` on the producer's clock, or on the benchmark's when
+    the producer does not export one."""
+    if a.clock is not None and b.clock is not None:
+        return b.clock - a.clock
+    return b.at - a.at
+
+
+def window_rates(scrapes: Sequence[Scrape]) -> list[float]:
+    """Events/s between consecutive scrapes."""
+    return [
+        (y.events - x.events) / span for x, y in itertools.pairwise(scrapes) if (span := elapsed(x, y)) > 0
+    ]
+
+
+def rss_growth(samples_mb: Sequence[float]) -> float:
+    """Median RSS over the last tenth of the samples against the first tenth, minus 1 (0.05:
+    grew 5%). Medians, so one sample taken mid-collection does not decide it."""
+    if not samples_mb:
+        return math.nan
+    k = max(1, len(samples_mb) // 10)
+    first = statistics.median(samples_mb[:k])
+    return statistics.median(samples_mb[-k:]) / first - 1 if first > 0 else math.nan
 
 
 def _p99(first: Scrape, last: Scrape) -> float | None:
@@ -143,8 +199,8 @@ def _command(
         "--metrics-linger",
         "3s",
     ]
-    if kind == "reference":
-        return [sys.executable, "-m", "producer", "bench", "reference", *common]
+    if kind in REFERENCES:
+        return [sys.executable, "-m", "producer", "bench", "reference", "--kind", kind, *common]
     return [
         sys.executable,
         "-m",
@@ -177,18 +233,17 @@ def run_trial(
             if proc.poll() is not None:
                 tail = (proc.stderr.read() if proc.stderr else "")[-300:]
                 raise UsageError(f"{kind} producer exited early: {tail}")
-            scrape = _scrape(port)
+            scrape = _scrape(port, proc.pid)
             if scrape is not None and scrape.accepted > 0:
                 first_record = scrape.at
             else:
                 time.sleep(0.02)
         time.sleep(warmup_s)
-        first = _scrape(port)
-        scrapes = [first]
+        scrapes = [_scrape(port, proc.pid)]
         while time.monotonic() - first_record < warmup_s + measure_s:
             time.sleep(1.0)
-            scrapes.append(_scrape(port))
-        peak = _peak_rss_mb(proc.pid)
+            scrapes.append(_scrape(port, proc.pid))
+        peak = _status_mb(proc.pid, "VmHWM") or 0.0
         # Measured: stop it. Above its capacity a producer would otherwise keep catching up on
         # the schedule's backlog (the pacer is open loop) long after the window.
         proc.send_signal(signal.SIGTERM)
@@ -198,10 +253,13 @@ def run_trial(
         if proc.poll() is None:
             proc.kill()
     measured = [s for s in scrapes if s is not None]
+    if len(measured) < 2:
+        raise UsageError(f"{kind} producer: fewer than two scrapes in the measured window")
     a, b = measured[0], measured[-1]
-    span = b.at - a.at
+    span = elapsed(a, b)
     records = b.accepted - a.accepted
-    windows = [(y.events - x.events) / (y.at - x.at) for x, y in itertools.pairwise(measured)]
+    windows = window_rates(measured)
+    rss = [s.rss_mb for s in measured if s.rss_mb is not None]
     events_per_s = (b.events - a.events) / span
     return Trial(
         kind=kind,
@@ -214,7 +272,10 @@ def run_trial(
         target_rate=rate,
         achieved_vs_target=events_per_s / rate,
         window_max_deviation=max((abs(w / rate - 1) for w in windows), default=0.0),
+        rss_growth=rss_growth(rss),
+        window_clock="producer" if all(s.clock is not None for s in measured) else "scraper",
         windows=windows,
+        rss_mb=rss,
     )
 
 
@@ -231,22 +292,11 @@ def benchmark(
         for _ in range(repeat):
             trials.append(run_trial("loadgen", url, rate, warmup_s, measure_s, Path(tmp), sender))
             if compare:
-                trials.append(run_trial("reference", url, rate, warmup_s, measure_s, Path(tmp)))
-    kinds = ["loadgen", "reference"] if compare else ["loadgen"]
+                for kind in REFERENCES:
+                    trials.append(run_trial(kind, url, rate, warmup_s, measure_s, Path(tmp)))
+    kinds = ["loadgen", *REFERENCES] if compare else ["loadgen"]
     medians = {
-        kind: {
-            name: _median([t for t in trials if t.kind == kind], name)
-            for name in (
-                "events_per_s",
-                "records_per_s",
-                "cpu_us_per_record",
-                "peak_rss_mb",
-                "p99_put_s",
-                "startup_s",
-                "achieved_vs_target",
-                "window_max_deviation",
-            )
-        }
+        kind: {name: _median([t for t in trials if t.kind == kind], name) for name in MEDIANS}
         for kind in kinds
     }
     result: dict[str, Any] = {
@@ -263,6 +313,7 @@ def benchmark(
         "trials": [asdict(t) for t in trials],
     }
     if compare:
-        ours, theirs = medians["loadgen"]["events_per_s"], medians["reference"]["events_per_s"]
-        result["ratio_events_per_s"] = ours / theirs
+        ours = medians["loadgen"]["events_per_s"]
+        result["ratio_events_per_s"] = ours / medians["reference"]["events_per_s"]
+        result["ratio_vs_stock_client_events_per_s"] = ours / medians["stock-client"]["events_per_s"]
     return result

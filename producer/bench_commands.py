@@ -1,8 +1,9 @@
-"""`firehose-loadgen bench`: the end-to-end benchmark, and the reference producer it compares to."""
+"""`firehose-loadgen bench`: the end-to-end benchmark, and the reference producers it compares to."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -30,6 +31,7 @@ def _print_table(result: dict[str, object]) -> None:
         ("records/s", "records_per_s", "{:,.0f}"),
         ("CPU us per record", "cpu_us_per_record", "{:.2f}"),
         ("peak RSS MB", "peak_rss_mb", "{:.0f}"),
+        ("RSS growth over window", "rss_growth", "{:+.1%}"),
         ("p99 PutRecordBatch s", "p99_put_s", "{:.4f}"),
         ("start-up to first record s", "startup_s", "{:.2f}"),
         ("achieved / target", "achieved_vs_target", "{:.4f}"),
@@ -41,6 +43,9 @@ def _print_table(result: dict[str, object]) -> None:
         typer.echo(f"{title:<28}" + "".join(f"{fmt.format(medians[k][key]):>16}" for k in kinds))
     if "ratio_events_per_s" in result:
         typer.echo(f"firehose-loadgen / reference, events/s: {result['ratio_events_per_s']:.2f}x")
+    if "ratio_vs_stock_client_events_per_s" in result:
+        ratio = result["ratio_vs_stock_client_events_per_s"]
+        typer.echo(f"firehose-loadgen / stock-client, events/s: {ratio:.2f}x")
 
 
 def bench_main(
@@ -52,7 +57,13 @@ def bench_main(
     warmup: Annotated[str, typer.Option(help="Time per trial before measuring.")] = "5s",
     repeat: Annotated[int, typer.Option(help="Trials per producer; medians are reported.")] = 3,
     compare: Annotated[
-        bool, typer.Option("--compare", help="Alternate with the stock-client reference.")
+        bool,
+        typer.Option(
+            "--compare",
+            help="Alternate with two reference producers on the stock aiobotocore client: "
+            "'reference' (hand-written, Faker value pools) and 'stock-client' (firehose-loadgen's "
+            "generators).",
+        ),
     ] = False,
     sender: Annotated[
         str, typer.Option(help="lean (default) or botocore: firehose-loadgen's send path.")
@@ -79,23 +90,39 @@ def bench_main(
 
 def reference(
     endpoint_url: Annotated[str, typer.Option(help="Firehose endpoint.")],
+    kind: Annotated[
+        str,
+        typer.Option(
+            help="reference (hand-written, Faker pools) or stock-client (firehose-loadgen's generators)."
+        ),
+    ] = "reference",
     rate: Annotated[float, typer.Option(help="Events/s.")] = 200_000,
     duration: Annotated[str, typer.Option(help="How long.")] = "20s",
     metrics_port: Annotated[int, typer.Option(help="Port for /metrics.")] = 0,
     metrics_linger: Annotated[str, typer.Option(help="Serve /metrics this long after.")] = "3s",
     seed: Annotated[int | None, typer.Option(help="Event seed.")] = None,
 ) -> None:
-    """The reference producer (stock aiobotocore client, pooled generation) bench compares to."""
-    from producer.bench_reference import run_reference
+    """A reference producer bench compares to (stock aiobotocore client, pooled generation)."""
+    from producer.bench_handwritten import EventSource, handwritten_events, run_producer
     from producer.loop import run_async
 
+    make: Callable[[int | None], EventSource]
+    if kind == "reference":
+        make = handwritten_events
+    elif kind == "stock-client":
+        from producer.bench_reference import loadgen_events
+
+        make = loadgen_events
+    else:
+        raise UsageError(f"--kind must be reference or stock-client, got {kind!r}")
     run_async(
-        run_reference(
+        run_producer(
+            kind,
+            lambda: make(seed),
             endpoint_url,
             list(pipeline.DEFAULT_STREAMS),
             rate,
             _seconds("--duration", duration),
-            seed,
             metrics_port,
             parse_duration(metrics_linger),
         )

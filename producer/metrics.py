@@ -10,6 +10,7 @@ Naming follows https://prometheus.io/docs/practices/naming/ (base units, ``_tota
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -113,6 +114,18 @@ class LoadgenCollector(Collector):
             [], {"version": __version__, "run_id": t.run_id, "profile": t.profile, "target": t.target}
         )
         yield info
+
+        # Read next to the counters, in the same synchronous collect: a scraper divides counter
+        # deltas by this clock's deltas to get rates in the producer's own time. The scrape's
+        # arrival time is not that: a busy event loop answers /metrics late, by varying amounts.
+        clock = GaugeMetricFamily(
+            "loadgen_clock_seconds",
+            "The producer's monotonic clock when this scrape read the counters, in seconds from "
+            "an arbitrary start (only differences mean anything): divide counter differences by "
+            "its differences for rates in the producer's own time, free of scrape delays.",
+        )
+        clock.add_metric([], time.monotonic())
+        yield clock
 
         events = CounterMetricFamily(
             "loadgen_events_generated", "Events generated, by source.", labels=["source"]

@@ -61,18 +61,25 @@ def _is_info(family: Family) -> bool:
     return family.type in ("info", "gauge") and family.name.endswith("_info")
 
 
+# Gauges that are a reading, not a part of the run's whole. loadgen_clock_seconds: the workers
+# run on one host and read the same CLOCK_MONOTONIC, so the largest is the newest reading.
+_NOT_SUMMED = frozenset({"loadgen_clock_seconds"})
+
+
 def sum_scrapes(scrapes: Iterable[Scrape]) -> Scrape:
     """Series-by-series sums: counters and histogram buckets add up, and so do the gauges the
     producer exports (queue, in flight, rate limit, achieved and target rate are per-worker
-    parts of the run's whole). Info metrics keep their value instead."""
+    parts of the run's whole). Info metrics and the clock keep the largest value instead."""
     total: Scrape = {}
     for scrape in scrapes:
         for name, family in scrape.items():
             into = total.setdefault(name, Family(name, family.documentation, family.type))
-            info = _is_info(family)
+            keep_max = _is_info(family) or name in _NOT_SUMMED
             for key, value in family.samples.items():
                 if key in into.samples:
-                    into.samples[key] = max(into.samples[key], value) if info else into.samples[key] + value
+                    into.samples[key] = (
+                        max(into.samples[key], value) if keep_max else into.samples[key] + value
+                    )
                 else:
                     into.samples[key] = value
     return total

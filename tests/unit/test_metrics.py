@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -183,3 +184,12 @@ def test_target_rate_gauge_follows_the_shape() -> None:
     telemetry = _telemetry()
     telemetry.target_rate_now = lambda: 1234.5
     assert _value(_samples(telemetry), "loadgen_target_rate_events_per_second") == 1234.5
+
+
+def test_clock_gauge_is_the_monotonic_time_of_the_scrape() -> None:
+    telemetry = _telemetry()
+    before = time.monotonic()
+    first = _value(_samples(telemetry), "loadgen_clock_seconds")
+    second = _value(_samples(telemetry), "loadgen_clock_seconds")
+    after = time.monotonic()
+    assert before <= first <= second <= after

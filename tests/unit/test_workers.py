@@ -156,8 +156,11 @@ def test_exit_codes_when_nothing_is_usable(tmp_path: Path) -> None:
 
 
 def test_scrapes_sum_series_by_series_and_info_stays_one(tmp_path: Path) -> None:
-    total = sum_scrapes([parse_scrape(_scrape_of(10, 12)), parse_scrape(_scrape_of(5, 5))])
+    scrapes = [parse_scrape(_scrape_of(10, 12)), parse_scrape(_scrape_of(5, 5))]
+    total = sum_scrapes(scrapes)
     assert value(total, "loadgen_records", stream="a", outcome="accepted") == 15
+    # A clock reading is not a part of a whole: the newest worker reading stands.
+    assert value(total, "loadgen_clock_seconds") == max(value(s, "loadgen_clock_seconds") for s in scrapes)
     assert value(total, "loadgen_records", stream="a", outcome="sent") == 17
     assert value(total, "loadgen_target_rate_events_per_second") == 600
     assert [v for (n, _), v in total["loadgen_info"].samples.items() if n == "loadgen_info"] == [1.0]
