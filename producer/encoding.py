@@ -77,6 +77,14 @@ class MalformedSpec:
     kinds: tuple[MalformedKind, ...] = MALFORMED_KINDS
 
 
+def _trace_first(event: Event) -> Event:
+    """The event with its trace fields (if any) first: a record cut short keeps its start."""
+    if "seq" not in event:
+        return event
+    head = {"run_id": event.get("run_id"), "seq": event["seq"]}
+    return head | {k: v for k, v in event.items() if k not in head}
+
+
 class RecordEncoder:
     """Turns events into records, breaking ``spec.share`` of them on purpose."""
 
@@ -96,4 +104,4 @@ class RecordEncoder:
             return self._encode(string_amount(event, self._rng))
         if kind == "missing_fields":
             return self._encode(missing_fields(event))
-        return cut_short(self._encode(event), self._rng)
+        return cut_short(self._encode(_trace_first(event)), self._rng)

@@ -73,6 +73,7 @@ async def generate(
     encoder = record_encoder(config)
     trace = config.trace_fields
     shard = config.shard if config.shard.count > 1 else None
+    stride, offset = (shard.count, shard.index) if shard is not None else (1, 0)
     async for due in pacer.ticks(stop):
         progress.target_rate = pacer.counter.current_rate
         now = time.time()
@@ -81,11 +82,12 @@ async def generate(
             if shard is not None:
                 event["event_id"] = shard.stamp(event["event_id"])
             if trace:
-                # First in the record, so a malformed (cut short) record still says whose it is.
                 # Sharded, seqs interleave (local count * shards + index) so the shards of one
                 # run id never share a seq and together fill 0, 1, 2, ... up to the slowest one.
-                seq = progress.events if shard is None else progress.events * shard.count + shard.index
-                event = {"run_id": run_id, "seq": seq, **event}
+                # Added last (two stores; rebuilding the dict to put them first cost ~0.3 us);
+                # the encoder moves them first in a record it cuts short, so it stays traceable.
+                event["run_id"] = run_id
+                event["seq"] = progress.events * stride + offset
             data = encoder.encode(event)
             progress.events += 1
             source = event["source"]

@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from producer import limits
+from producer.audit import trace
 from producer.encoding import (
     CSV_COLUMNS,
     MalformedSpec,
@@ -110,3 +111,14 @@ def test_malformed_records_keep_their_event_id_when_they_parse() -> None:
 def test_malformed_choice_is_reproducible() -> None:
     spec = MalformedSpec(share=0.2)
     assert _records(spec, 2000, seed=4)[0] == _records(spec, 2000, seed=4)[0]
+
+
+def test_records_cut_short_keep_the_trace_fields_the_generator_added_last() -> None:
+    generator = build_generator({"web": 1, "mobile": 1, "iot": 1}, 3)
+    encoder = RecordEncoder("json", MalformedSpec(share=1.0, kinds=("not_json",)), random.Random(3))
+    for seq in range(300):
+        event = generator.next_event(1.7e9)
+        event["run_id"], event["seq"] = "r-1", seq  # as generation.generate adds them: at the end
+        record = encoder.encode(event)
+        assert classify(record) == "not_json"
+        assert trace.from_raw(record) == trace.Trace("r-1", seq, None), record
