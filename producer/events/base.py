@@ -47,13 +47,21 @@ class Timestamps:
     def __init__(self) -> None:
         self._second = -1
         self._prefix = ""
+        # The generation loop stamps every event of one pacer tick with the same ``now``:
+        # the last answer is the next one too, most of the time.
+        self._last_ts = -1.0
+        self._last = ""
 
     def format(self, ts: float) -> str:
+        if ts == self._last_ts:
+            return self._last
         second = int(ts)
         if second != self._second:
             self._second = second
             self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self._prefix}.{int((ts - second) * 1000):03d}Z"
+        self._last_ts = ts
+        self._last = f"{self._prefix}.{int((ts - second) * 1000):03d}Z"
+        return self._last
 
 
 class Transitions:

@@ -12,6 +12,7 @@ import pytest
 
 from producer.encoding import encode_json_line
 from producer.events import CORE_FIELDS, GENERATORS, PURCHASE_TYPES, build_generator
+from producer.events.base import Timestamps
 from producer.events.registry import shared_catalog
 
 NOW = 1_767_225_600.25  # 2026-01-01T00:00:00.250Z
@@ -115,3 +116,13 @@ def test_zero_weights_are_left_out_and_all_zero_is_refused() -> None:
     assert {e["source"] for e in events({"web": 0, "iot": 1}, 200)} == {"iot"}
     with pytest.raises(ValueError, match="weight > 0"):
         build_generator({"web": 0}, 1)
+
+
+def test_timestamps_are_iso_utc_milliseconds_whatever_order_the_clock_gives() -> None:
+    # Repeats (one pacer tick), steps back (a clock adjustment) and second boundaries.
+    stamps = Timestamps()
+    for ts in [1.7e9, 1.7e9, 1.7e9 + 0.999, 1.7e9 + 1.0005, 1.7e9 - 3.25, 1.7e9 - 3.25, 1_800_000_000.625]:
+        expected = (
+            datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(ts * 1000) % 1000:03d}Z"
+        )
+        assert stamps.format(ts) == expected, ts
