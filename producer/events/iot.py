@@ -129,11 +129,13 @@ class IotGenerator:
         event["temperature_c"] = round(temperature, 2)
         event["humidity_pct"] = round(d.humidity, 1)
         event["battery_pct"] = round(d.battery, 1)
-        event["signal_dbm"] = rng.randrange(-110, -50)
+        # int(random() * n) for draws on the per-event path: see web.py
+        event["signal_dbm"] = int(self._random() * 60) - 110
         if d.moving:
             d.lat += noise(0.002)
             d.lon += noise(0.002)
-            event["gps"] = {"lat": round(d.lat, 5), "lon": round(d.lon, 5), "speed_kmh": rng.randrange(0, 90)}
+            speed = int(self._random() * 90)
+            event["gps"] = {"lat": round(d.lat, 5), "lon": round(d.lon, 5), "speed_kmh": speed}
         if d.product is not None:
             d.stock = d.stock - 1 if d.stock > 0 and rng.random() < 0.1 else (d.stock or 40)
             event["product_id"] = d.product.product_id

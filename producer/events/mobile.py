@@ -110,7 +110,8 @@ class MobileGenerator:
 
     def next_event(self, now: float) -> Event:
         rng = self._rng
-        s = self._advance(rng.randrange(len(self._sessions)))
+        r = rng.random  # int(r() * n) for draws on the per-event path: see web.py
+        s = self._advance(int(r() * len(self._sessions)))
         s.seq += 1
         step = s.step
         late = rng.random() < self._params.late_share
@@ -135,9 +136,9 @@ class MobileGenerator:
         else:
             event["timestamp"] = self._ts.format(now)
         if step == "screen_view":
-            event["screen"] = rng.choice(SCREENS)
+            event["screen"] = SCREENS[int(r() * len(SCREENS))]
         elif step == "push_open":
-            event["campaign"] = rng.choice(CAMPAIGNS)
+            event["campaign"] = CAMPAIGNS[int(r() * len(CAMPAIGNS))]
         elif step == "add_to_cart":
             product = self._catalog.pick(rng)
             s.cart.append(product)

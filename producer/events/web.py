@@ -125,7 +125,10 @@ class WebGenerator:
 
     def next_event(self, now: float) -> Event:
         rng = self._rng
-        s = self._advance(rng.randrange(len(self._sessions)))
+        # int(random() * n) rather than randrange/choice on the per-event path: one C call
+        # instead of ~0.3 us of pure-Python rejection sampling (the bias is below 1e-13).
+        r = rng.random
+        s = self._advance(int(r() * len(self._sessions)))
         step = s.step
         event: Event = {
             "event_id": self._ids.next(),
@@ -140,9 +143,9 @@ class WebGenerator:
             "geo": s.geo,
         }
         if step == "page_view":
-            event["page"] = rng.choice(PAGES)
+            event["page"] = PAGES[int(r() * len(PAGES))]
         elif step == "search":
-            event["query"] = rng.choice(SEARCH_TERMS)
+            event["query"] = SEARCH_TERMS[int(r() * len(SEARCH_TERMS))]
         elif step == "product_view":
             s.product = self._catalog.pick(rng)
             event["product_id"] = s.product.product_id
