@@ -22,8 +22,9 @@ from producer import limits
 class Batch:
     """Records on their way to one stream, with what retries and the dead-letter spool need."""
 
+    # The records in their held form (producer/wire.py: as given, or base64 for the lean path).
     data: list[bytes] = field(default_factory=list)
-    size: int = 0  # bytes of ``data``
+    size: int = 0  # the records' own bytes, which the API limits count
     # Monotonic seconds the first and the last record were taken: the batch's age for the
     # time-to-live (its oldest record's) and the ack latency of its records.
     oldest_at: float = 0.0
@@ -50,11 +51,14 @@ class Batch:
         self.errors = [code] * len(self.data)
         self.messages = [message] * len(self.data)
 
-    def keep(self, indexes: list[int], codes: list[str], messages: list[str]) -> None:
-        """Only the records at ``indexes`` are still owed, with their new errors."""
+    def keep(
+        self, indexes: list[int], codes: list[str], messages: list[str], size_of: Callable[[bytes], int] = len
+    ) -> None:
+        """Only the records at ``indexes`` are still owed, with their new errors; ``size_of``
+        gives a record's own length from its held form."""
         data = self.data
         self.data = [data[i] for i in indexes]
-        self.size = sum(map(len, self.data))
+        self.size = sum(map(size_of, self.data))
         self.errors = codes
         self.messages = messages
 
@@ -65,9 +69,9 @@ class Batch:
         self.messages = []
 
 
-def single(data: bytes, now: float) -> Batch:
+def single(item: bytes, size: int, now: float) -> Batch:
     """A batch of one record that never reached an accumulator (refused or dropped at offer)."""
-    return Batch([data], len(data), now, now)
+    return Batch([item], size, now, now)
 
 
 class Accumulator:
@@ -98,8 +102,8 @@ class Accumulator:
     def __len__(self) -> int:
         return len(self._data)
 
-    def add(self, data: bytes) -> Batch | None:
-        size = len(data)
+    def add(self, data: bytes, size: int) -> Batch | None:
+        """Add a record in its held form; ``size`` is the record's own length (see Batch)."""
         if size > limits.MAX_RECORD_BYTES:
             raise ValueError("record exceeds MAX_RECORD_BYTES; dead-letter it instead")
         full: Batch | None = None

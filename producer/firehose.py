@@ -27,6 +27,7 @@ from botocore.exceptions import (
 )
 
 from producer.errors import UsageError
+from producer.wire import RAW, WireFormat
 
 # Used only for endpoints that are not AWS (the local Firehose, moto) when the credential chain
 # finds nothing: those endpoints check the signature's shape, not the key.
@@ -88,13 +89,18 @@ def _translate(exc: Exception) -> Exception:
 
 class BatchSender(Protocol):
     """What a stream's sender needs: one call, answered as a dict or raising ApiError or
-    TransportError."""
+    TransportError, taking records in its ``wire`` form (producer/wire.py)."""
+
+    @property
+    def wire(self) -> WireFormat: ...
 
     async def put_record_batch(self, stream: str, data: list[bytes]) -> dict[str, Any]: ...
 
 
 class FirehoseClient:
     """Plain-dict calls on one long-lived aiobotocore client."""
+
+    wire: WireFormat = RAW  # botocore base64-encodes records itself
 
     def __init__(self, client: Any) -> None:
         self._client = client

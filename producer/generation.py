@@ -17,6 +17,7 @@ from producer.encoding import RecordEncoder
 from producer.events import GENERATORS, EventGenerator
 from producer.schedule import Pacer, scaled
 from producer.sender import StreamChannel
+from producer.wire import RAW
 
 
 @dataclass(slots=True)
@@ -74,6 +75,12 @@ async def generate(
     trace = config.trace_fields
     shard = config.shard if config.shard.count > 1 else None
     stride, offset = (shard.count, shard.index) if shard is not None else (1, 0)
+    # Channels of one run share one client, so one held form (producer/wire.py): each event is
+    # encoded for it once, whatever the number of streams.
+    wires = {c.wire for c in channels}
+    if len(wires) > 1:
+        raise ValueError(f"channels of one run must share a wire format, got {sorted(w.name for w in wires)}")
+    encode_held = wires.pop().encode if wires else RAW.encode
     async for due in pacer.ticks(stop):
         progress.target_rate = pacer.counter.current_rate
         now = time.time()
@@ -89,11 +96,13 @@ async def generate(
                 event["run_id"] = run_id
                 event["seq"] = progress.events * stride + offset
             data = encoder.encode(event)
+            item = encode_held(data)
+            size = len(data)
             progress.events += 1
             source = event["source"]
             progress.by_source[source] += 1
             for channel in targets[source]:
-                wait = channel.offer(data)
+                wait = channel.offer_held(item, size)
                 if wait is not None:
                     await wait  # backpressure: the stream is full (--on-full block)
         progress.malformed = encoder.malformed

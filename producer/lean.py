@@ -20,22 +20,20 @@ from typing import Any
 
 import aiohttp
 import orjson
-import pybase64
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 
 from producer.firehose import ApiError, TransportError
+from producer.wire import BASE64, WireFormat
 
 TARGET = "Firehose_20150804.PutRecordBatch"
 CONTENT_TYPE = "application/x-amz-json-1.1"
 
 
-def encode_batch(stream: str, data: list[bytes]) -> bytes:
-    """The PutRecordBatch JSON body, byte for byte what json.dumps of the parameters would give
-    apart from whitespace: base64 output needs no JSON escaping."""
-    # pybase64 (SIMD): ~180 ns for a 400-byte record where binascii takes ~400 ns, and this
-    # runs once per record per stream.
-    records = b'"},{"Data":"'.join([pybase64.b64encode(d) for d in data])
+def encode_batch(stream: str, encoded: list[bytes]) -> bytes:
+    """The PutRecordBatch JSON body from base64-encoded records, byte for byte what json.dumps
+    of the parameters would give apart from whitespace: base64 text needs no JSON escaping."""
+    records = b'"},{"Data":"'.join(encoded)
     return b'{"DeliveryStreamName":' + orjson.dumps(stream) + b',"Records":[{"Data":"' + records + b'"}]}'
 
 
@@ -66,7 +64,10 @@ def _api_error(status: int, raw: bytes) -> ApiError:
 
 
 class LeanFirehoseClient:
-    """``put_record_batch`` with the FirehoseClient interface the sender uses."""
+    """``put_record_batch`` with the FirehoseClient interface the sender uses. It takes records
+    base64-encoded already (``wire``): the generator encodes an event once for all streams."""
+
+    wire: WireFormat = BASE64
 
     def __init__(
         self, http: aiohttp.ClientSession, endpoint_url: str, region: str, credentials: Any, user_agent: str
@@ -98,6 +99,7 @@ class LeanFirehoseClient:
         return headers
 
     async def put_record_batch(self, stream: str, data: list[bytes]) -> dict[str, Any]:
+        """``data``: the records in ``self.wire`` form (base64)."""
         body = encode_batch(stream, data)
         headers = await self.signed_headers(body)
         try:

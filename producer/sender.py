@@ -29,6 +29,7 @@ from producer.ratecontrol import AdaptiveRate, RateControlSettings
 from producer.retry import THROTTLING_CODES, Decision, RetryPolicy, classify_request_error
 from producer.spool import Spool
 from producer.stats import StreamStats
+from producer.wire import WireFormat
 
 FullPolicy = Literal["block", "drop"]
 
@@ -38,6 +39,11 @@ MAX_GATE_SLEEP_S = 0.25
 
 
 class BatchClient(Protocol):
+    @property
+    def wire(self) -> WireFormat:
+        """The form ``put_record_batch`` takes records in (producer/wire.py)."""
+        ...
+
     async def put_record_batch(self, stream: str, data: list[bytes]) -> dict[str, Any]: ...
 
 
@@ -73,6 +79,7 @@ class StreamChannel:
         self.name = name
         self.histograms = histograms or StreamHistograms()
         self._client = client
+        self.wire = client.wire
         self._policy = policy
         self._spool = spool
         self.stats = stats
@@ -110,22 +117,27 @@ class StreamChannel:
 
     def offer(self, data: bytes) -> Awaitable[None] | None:
         """Take one record. Returns an awaitable only when the caller must wait for space."""
+        return self.offer_held(self.wire.encode(data), len(data))
+
+    def offer_held(self, item: bytes, size: int) -> Awaitable[None] | None:
+        """``offer`` for a record already in this channel's held form (``self.wire``), of
+        ``size`` bytes itself: an event sent to several streams is encoded once."""
         stats = self.stats
         if stats.stopped_reason:
             # A stopped stream takes nothing more; what it held is already spooled.
             stats.not_taken_after_stop += 1
             return None
         stats.sent += 1
-        if len(data) > limits.MAX_RECORD_BYTES:
-            message = f"record is {len(data)} bytes; Firehose takes at most {limits.MAX_RECORD_BYTES}"
-            self._give_up(single(data, self._clock()), "RecordTooLarge", "", message, held=False)
+        if size > limits.MAX_RECORD_BYTES:
+            message = f"record is {size} bytes; Firehose takes at most {limits.MAX_RECORD_BYTES}"
+            self._give_up(single(item, size, self._clock()), "RecordTooLarge", "", message, held=False)
             return None
         if stats.held >= self._max_held and self._drop_when_full:
             message = "stream could not keep up (--on-full drop)"
-            self._give_up(single(data, self._clock()), "Dropped", "", message, held=False)
+            self._give_up(single(item, size, self._clock()), "Dropped", "", message, held=False)
             return None
         stats.held += 1
-        full = self._acc.add(data)
+        full = self._acc.add(item, size)
         if full is not None:
             self._enqueue(full)
         if self._linger is None and len(self._acc):
@@ -404,7 +416,7 @@ class StreamChannel:
                     throttled += 1
         stats.throttled_records += throttled
         size = batch.size
-        batch.keep(indexes, codes, messages)
+        batch.keep(indexes, codes, messages, self.wire.size)
         self._accepted(batch, count - len(indexes), size - batch.size)
         self.rate.on_result(accepted=count - len(indexes), throttled=throttled)
 
@@ -441,7 +453,7 @@ class StreamChannel:
         count = len(batch.data)
         if not count:
             return
-        self._spool.write(self.name, batch, reason, code, message)
+        self._spool.write(self.name, batch, reason, code, message, self.wire.decode)
         self.stats.dead_lettered += count
         self.stats.dead_by_reason[reason] += count
         batch.clear()

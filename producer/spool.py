@@ -11,7 +11,7 @@ gave for the record. ``firehose-loadgen replay PATH`` resends a spool.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -48,9 +48,11 @@ class Spool:
         reason: str,
         error_code: str = "",
         message: str = "",
+        decode: Callable[[bytes], bytes] | None = None,
     ) -> None:
         """One line per record of ``batch``; ``error_code``/``message`` override each record's own
-        last error (a whole-call reason), else the record's last error is kept."""
+        last error (a whole-call reason), else the record's last error is kept. ``decode``
+        turns the batch's held form back into the record (producer/wire.py)."""
         if not batch.data:
             return
         if self._file is None:
@@ -59,7 +61,8 @@ class Spool:
         first = batch.first_attempt_at or None
         last = batch.last_attempt_at or None
         lines = []
-        for i, data in enumerate(batch.data):
+        for i, item in enumerate(batch.data):
+            data = item if decode is None else decode(item)
             last_code, last_message = batch.error(i)
             entry = {
                 "stream": stream,

@@ -29,7 +29,8 @@ def _record(index: int, size: int) -> bytes:
 def _run(acc: Accumulator, sizes: list[int]) -> list[Batch]:
     batches: list[Batch] = []
     for i, size in enumerate(sizes):
-        full = acc.add(_record(i, size))
+        record = _record(i, size)
+        full = acc.add(record, len(record))
         if full is not None:
             batches.append(full)
     last = acc.drain()
@@ -73,9 +74,9 @@ def test_a_batch_is_closed_only_when_the_next_record_would_not_fit(sizes: list[i
 def test_record_over_the_limit_is_refused() -> None:
     acc = Accumulator()
     with pytest.raises(ValueError, match="MAX_RECORD_BYTES"):
-        acc.add(b"x" * (limits.MAX_RECORD_BYTES + 1))
+        acc.add(b"x", limits.MAX_RECORD_BYTES + 1)
     assert len(acc) == 0
-    acc.add(b"x" * limits.MAX_RECORD_BYTES)  # exactly the limit is fine
+    acc.add(b"x", limits.MAX_RECORD_BYTES)  # exactly the limit is fine
     assert len(acc) == 1
 
 
@@ -98,10 +99,10 @@ def test_settings_beyond_the_api_limits_are_rejected(max_records: int, max_bytes
 def test_a_batch_knows_when_its_first_and_last_record_came() -> None:
     now = iter([10.0, 10.5, 20.0, 21.0])
     acc = Accumulator(max_records=2, clock=lambda: next(now))
-    assert acc.add(b"a") is None  # opens a batch: clock read once (10.0)
-    full = acc.add(b"b")  # full by count: taken at 10.5
+    assert acc.add(b"a", 1) is None  # opens a batch: clock read once (10.0)
+    full = acc.add(b"b", 1)  # full by count: taken at 10.5
     assert full is not None and (full.oldest_at, full.newest_at) == (10.0, 10.5)
-    acc.add(b"c")  # 20.0
+    acc.add(b"c", 1)  # 20.0
     last = acc.drain()  # 21.0
     assert last is not None and (last.oldest_at, last.newest_at, last.data) == (20.0, 21.0, [b"c"])
 
@@ -114,3 +115,11 @@ def test_keep_leaves_only_the_failed_records_with_their_errors() -> None:
     assert (batch.data, batch.size) == ([b"aa", b"cccc"], 6)
     assert batch.error(1) == ("ServiceUnavailableException", "slow") and batch.attempts == 2
     assert Batch([b"x"], 1).error(0) == ("", "")
+
+
+def test_limits_count_the_records_own_bytes_not_their_held_form() -> None:
+    # Base64 makes a 500,000-byte record 666,668 bytes long; two still fit a 1,024,000 budget.
+    acc = Accumulator(max_bytes=limits.MAX_RECORD_BYTES)
+    assert acc.add(b"first", 500_000) is None and acc.add(b"second", 500_000) is None
+    full = acc.add(b"third", 500_000)
+    assert full is not None and full.data == [b"first", b"second"] and full.size == 1_000_000

@@ -82,7 +82,9 @@ async def _both(url: str, capture: Capture, answer: tuple[int, bytes]) -> list[A
         results.append(await _outcome(stock.put_record_batch("my-stream", RECORDS)))
     async with await open_lean_session(4, 5.0, 5.0) as http:
         lean = LeanFirehoseClient(http, url, "us-east-1", Credentials(KEY, SECRET), "firehose-loadgen/test")
-        results.append(await _outcome(lean.put_record_batch("my-stream", RECORDS)))
+        results.append(
+            await _outcome(lean.put_record_batch("my-stream", [lean.wire.encode(r) for r in RECORDS]))
+        )
     return results
 
 

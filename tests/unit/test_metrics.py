@@ -15,6 +15,7 @@ from producer import __version__
 from producer.histogram import StreamHistograms
 from producer.metrics import DEAD_LETTER_REASONS, OUTCOMES, RunTelemetry, build_registry
 from producer.stats import StreamStats
+from producer.wire import RAW
 
 STREAMS = ("s3-stream", "search-stream")
 
@@ -119,6 +120,8 @@ def test_promtool_accepts_the_exposition() -> None:
 
 class _HalfFailing:
     """Answers every call; the first attempt of every other record is throttled."""
+
+    wire = RAW
 
     def __init__(self) -> None:
         self.seen: set[bytes] = set()

@@ -19,13 +19,25 @@ from producer.retry import RetryPolicy
 from producer.sender import ChannelSettings, StreamChannel
 from producer.spool import Spool, SpoolEntry, read_spool
 from producer.stats import StreamStats
+from producer.wire import BASE64, RAW, WireFormat
 
 Reply = Callable[[list[bytes]], dict[str, Any]]
 FAST = RetryPolicy(base_s=0.001, cap_s=0.005, max_attempts=10, record_ttl_s=60.0)
 
 
+@pytest.fixture(autouse=True, params=[RAW, BASE64], ids=lambda w: w.name)
+def wire(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> WireFormat:
+    """Every test runs with records held as given (the stock client) and as base64 (lean)."""
+    chosen: WireFormat = request.param
+    monkeypatch.setattr(FakeClient, "wire", chosen)
+    return chosen
+
+
 class FakeClient:
-    """Answers each call with ``reply(data)``; records every call and every accepted record."""
+    """Answers each call with ``reply(data)``; records every call and every accepted record.
+    Takes records in ``wire`` form, as the real clients do, and decodes them first."""
+
+    wire: WireFormat = RAW
 
     def __init__(self, reply: Reply | None = None, delay_s: float = 0.0) -> None:
         self.reply = reply or accept_all
@@ -42,6 +54,7 @@ class FakeClient:
                 await self.called.wait()
 
     async def put_record_batch(self, stream: str, data: list[bytes]) -> dict[str, Any]:
+        data = [self.wire.decode(d) for d in data]
         self.calls.append(list(data))
         self.called.set()
         if self.gate is not None:
@@ -262,7 +275,7 @@ async def test_whole_call_5xx_and_transport_errors_are_retried(tmp_path: Path) -
     class Raising(FakeClient):
         async def put_record_batch(self, stream: str, data: list[bytes]) -> dict[str, Any]:
             if script and isinstance(script[0], TransportError):
-                self.calls.append(list(data))
+                self.calls.append([self.wire.decode(d) for d in data])
                 raise script.pop(0)  # type: ignore[misc]
             return await super().put_record_batch(stream, data)
 

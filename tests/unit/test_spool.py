@@ -18,7 +18,7 @@ def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
         [b"\x00binary\xff"], 8, 1.0, 1.0, attempts=4, first_attempt_at=100.5, last_attempt_at=107.25
     )
     failed.mark_failed("ServiceUnavailableException", "Slow down.")
-    never_sent = single(b"x" * 10, 2.0)
+    never_sent = single(b"x" * 10, 10, 2.0)
     spool.write("s1", failed, "RetriesExhausted", message="gave up after 4 attempts")
     spool.write("s2", never_sent, "RecordTooLarge", message="too big")
     spool.close()
