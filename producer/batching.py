@@ -95,35 +95,35 @@ class Accumulator:
         self.max_records = max_records
         self.max_bytes = max_bytes
         self._clock = clock
-        self._data: list[bytes] = []
+        self.pending: list[bytes] = []  # the open batch's records (read-only outside)
         self._size = 0
         self._oldest_at = 0.0
 
     def __len__(self) -> int:
-        return len(self._data)
+        return len(self.pending)
 
     def add(self, data: bytes, size: int) -> Batch | None:
         """Add a record in its held form; ``size`` is the record's own length (see Batch)."""
         if size > limits.MAX_RECORD_BYTES:
             raise ValueError("record exceeds MAX_RECORD_BYTES; dead-letter it instead")
         full: Batch | None = None
-        if self._size + size > self.max_bytes and self._data:
+        if self._size + size > self.max_bytes and self.pending:
             full = self._take()
-        if not self._data:
+        if not self.pending:
             self._oldest_at = self._clock()
-        self._data.append(data)
+        self.pending.append(data)
         self._size += size
-        if len(self._data) >= self.max_records:
+        if len(self.pending) >= self.max_records:
             # Cannot be both: a size overflow leaves one record in the new batch.
             return full or self._take()
         return full
 
     def drain(self) -> Batch | None:
         """The open batch, if it has records (linger expiry, shutdown)."""
-        return self._take() if self._data else None
+        return self._take() if self.pending else None
 
     def _take(self) -> Batch:
-        batch = Batch(self._data, self._size, self._oldest_at, self._clock())
-        self._data = []
+        batch = Batch(self.pending, self._size, self._oldest_at, self._clock())
+        self.pending = []
         self._size = 0
         return batch

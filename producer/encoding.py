@@ -46,6 +46,12 @@ def encode_json_line(event: Event) -> bytes:
     return bytes(memoryview(orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE)))
 
 
+def encode_json_line_transient(event: Event) -> bytes:
+    """``encode_json_line`` for a caller that keeps only a copy (the base64 held form of
+    producer/wire.py): orjson's over-allocated result is freed at once, so no exact copy."""
+    return orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE)
+
+
 def _csv_field(value: object) -> str:
     if value is None:
         return ""
@@ -61,8 +67,12 @@ def encode_csv_line(event: Event) -> bytes:
     return (",".join([_csv_field(get(c)) for c in CSV_COLUMNS]) + "\n").encode()
 
 
-def encoder_for(record_format: RecordFormat) -> Encoder:
-    return encode_csv_line if record_format == "csv" else encode_json_line
+def encoder_for(record_format: RecordFormat, transient: bool = False) -> Encoder:
+    """``transient``: the caller keeps only a copy of each record (see
+    encode_json_line_transient)."""
+    if record_format == "csv":
+        return encode_csv_line
+    return encode_json_line_transient if transient else encode_json_line
 
 
 def too_large(data: bytes) -> bool:
@@ -88,8 +98,10 @@ def _trace_first(event: Event) -> Event:
 class RecordEncoder:
     """Turns events into records, breaking ``spec.share`` of them on purpose."""
 
-    def __init__(self, record_format: RecordFormat, spec: MalformedSpec, rng: random.Random) -> None:
-        self._encode = encoder_for(record_format)
+    def __init__(
+        self, record_format: RecordFormat, spec: MalformedSpec, rng: random.Random, transient: bool = False
+    ) -> None:
+        self._encode = encoder_for(record_format, transient)
         self._share = spec.share
         self._kinds: Sequence[MalformedKind] = spec.kinds or MALFORMED_KINDS
         self._rng = rng

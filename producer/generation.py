@@ -49,11 +49,11 @@ def route(channels: Sequence[C], routes: Mapping[str, Sequence[str]]) -> dict[st
     }
 
 
-def record_encoder(config: RunConfig) -> RecordEncoder:
+def record_encoder(config: RunConfig, transient: bool = False) -> RecordEncoder:
     # A separate RNG stream for breaking records, so turning malformed on or off does not
     # change which events are generated for a seed.
     rng = random.Random(None if config.seed is None else f"malformed-{config.seed}")
-    return RecordEncoder(config.profile.record_format, config.profile.malformed, rng)
+    return RecordEncoder(config.profile.record_format, config.profile.malformed, rng, transient)
 
 
 async def generate(
@@ -71,7 +71,6 @@ async def generate(
     profile = config.profile
     pacer = Pacer(scaled(profile.rate_shape, config.rate / profile.rate), config.duration_s)
     targets = route(channels, profile.routes)
-    encoder = record_encoder(config)
     trace = config.trace_fields
     shard = config.shard if config.shard.count > 1 else None
     stride, offset = (shard.count, shard.index) if shard is not None else (1, 0)
@@ -80,7 +79,10 @@ async def generate(
     wires = {c.wire for c in channels}
     if len(wires) > 1:
         raise ValueError(f"channels of one run must share a wire format, got {sorted(w.name for w in wires)}")
-    encode_held = wires.pop().encode if wires else RAW.encode
+    wire = wires.pop() if wires else RAW
+    encode_held = wire.encode
+    # Held as given, a record must not pin orjson's oversized buffer; encoded, it is a copy.
+    encoder = record_encoder(config, transient=wire is not RAW)
     async for due in pacer.ticks(stop):
         progress.target_rate = pacer.counter.current_rate
         now = time.time()

@@ -140,7 +140,7 @@ class StreamChannel:
         full = self._acc.add(item, size)
         if full is not None:
             self._enqueue(full)
-        if self._linger is None and len(self._acc):
+        if self._linger is None and self._acc.pending:
             # One timer per open batch, from its first record: no polling loop.
             self._linger = asyncio.get_running_loop().call_later(self._settings.linger_s, self._flush_open)
         if stats.held >= self._max_held and not self._drop_when_full:

@@ -58,6 +58,10 @@ def test_csv_line_has_the_documented_columns_and_quotes_only_where_needed() -> N
 def test_encoder_for_picks_the_format() -> None:
     assert encoder_for("json") is encode_json_line
     assert encoder_for("csv") is encode_csv_line
+    assert encoder_for("csv", transient=True) is encode_csv_line
+    event = {"event_id": "e", "amount": 1.5, "nested": {"a": [1, 2]}}
+    transient = encoder_for("json", transient=True)
+    assert transient is not encode_json_line and transient(event) == encode_json_line(event)
 
 
 def test_too_large() -> None:
