@@ -17,6 +17,7 @@ import orjson
 import pytest
 
 from producer import pipeline
+from producer.local.process import ready_url
 from tests.helpers import REPO
 
 # What `aws firehose create-delivery-stream --generate-cli-skeleton` fills in for the recipe's stream.
@@ -45,19 +46,24 @@ def _client(url: str) -> Any:
     )
 
 
+def _serve_command(*options: str) -> list[str]:
+    """`local serve --port 0 OPTIONS` as a user would type it."""
+    return [sys.executable, "-m", "producer", "local", "serve", "--port", "0", *options]
+
+
 def _start_serve(*options: str) -> tuple[subprocess.Popen[str], str]:
-    """`local serve --port 0 OPTIONS` as a user would start it; its URL from the ready line."""
+    """`local serve` started with ``options``; its URL from the ready line, read the way the
+    benchmark and the workers' supervisor read it."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "producer", "local", "serve", "--port", "0", *options],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
+        _serve_command(*options), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
-    assert "listening on http://127.0.0.1:" in line, proc.stderr.read() if proc.stderr else line
-    return proc, line.split("listening on ", 1)[1].split(" ", 1)[0]
+    url = ready_url(line)
+    assert url is not None and url.startswith("http://127.0.0.1:"), (
+        proc.stderr.read() if proc.stderr else line
+    )
+    return proc, url
 
 
 @pytest.fixture
@@ -116,19 +122,7 @@ def test_bad_config_file_is_one_clear_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_bytes(orjson.dumps({"DeliveryStreamName": "x", "ExtendedS3DestinationConfiguration": {}}))
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "producer",
-            "local",
-            "serve",
-            "--port",
-            "0",
-            "--output",
-            str(tmp_path / "o"),
-            "--config",
-            str(bad),
-        ],
+        _serve_command("--output", str(tmp_path / "o"), "--config", str(bad)),
         capture_output=True,
         text=True,
         timeout=60,
