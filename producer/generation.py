@@ -49,6 +49,11 @@ def route(channels: Sequence[C], routes: Mapping[str, Sequence[str]]) -> dict[st
     }
 
 
+# Records offered to the streams at once, at most (see generate). It also bounds how far past
+# --max-held a stream may go under --on-full block (StreamChannel.offer_many).
+CHUNK_RECORDS = 256
+
+
 def record_encoder(config: RunConfig, transient: bool = False) -> RecordEncoder:
     # A separate RNG stream for breaking records, so turning malformed on or off does not
     # change which events are generated for a seed.
@@ -95,6 +100,25 @@ async def generate(
                 progress.by_source[name] += n
                 counts[name] = 0
 
+    # Records go to the streams a chunk at a time (offer_many): per record, two offers cost more
+    # than the rest of the loop. A chunk holds consecutive events of sources routed to the same
+    # streams, so each stream still gets its records in the order they were generated.
+    groups: dict[tuple[int, ...], list[StreamChannel]] = {}
+    for source, chans in targets.items():
+        targets[source] = groups.setdefault(tuple(map(id, chans)), chans)
+    current: list[StreamChannel] = []
+    items: list[bytes] = []
+    sizes: list[int] = []
+
+    async def flush() -> None:
+        # Every stream takes the chunk before any wait (offer_many under --on-full block), so
+        # a wait cancelled by a signal leaves no stream short of events the others have.
+        full = [c for c in current if c.offer_many(items, sizes)]
+        if full:
+            publish()
+            for channel in full:
+                await channel.wait_for_space()  # backpressure: the stream is full
+
     async for due in pacer.ticks(stop):
         progress.target_rate = pacer.counter.current_rate
         now = time.time()
@@ -110,16 +134,23 @@ async def generate(
                 event["run_id"] = run_id
                 event["seq"] = events * stride + offset
             data = encoder.encode(event)
-            item = encode_held(data)
-            size = len(data)
             events += 1
             source = event["source"]
             counts[source] += 1
-            for channel in targets[source]:
-                wait = channel.offer_held(item, size)
-                if wait is not None:
-                    publish()
-                    await wait  # backpressure: the stream is full (--on-full block)
+            chans = targets[source]
+            if chans is not current:
+                if items:
+                    await flush()
+                    items, sizes = [], []
+                current = chans
+            items.append(encode_held(data))
+            sizes.append(len(data))
+            if len(items) >= CHUNK_RECORDS:
+                await flush()
+                items, sizes = [], []
+        if items:
+            await flush()
+            items, sizes = [], []
         publish()
         progress.malformed = encoder.malformed
         if not any(c.usable for c in channels):

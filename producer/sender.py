@@ -122,20 +122,55 @@ class StreamChannel:
     def offer_held(self, item: bytes, size: int) -> Awaitable[None] | None:
         """``offer`` for a record already in this channel's held form (``self.wire``), of
         ``size`` bytes itself: an event sent to several streams is encoded once."""
+        self._take_one(item, size)
+        if self._must_wait():
+            return self.wait_for_space()
+        return None
+
+    def offer_many(self, items: list[bytes], sizes: list[int]) -> bool:
+        """``offer_held`` for records in order (``sizes[i]`` is ``items[i]``'s own length), for
+        the generator, which offers a tick's records at once. True when the caller must await
+        ``wait_for_space()`` before offering more.
+
+        With ``--on-full block`` every record is taken and then the caller waits, so a stream
+        may hold up to ``len(items) - 1`` records more than ``max_held_records``; taking them
+        all keeps every stream of a run offered the same events even if the wait is cancelled.
+        With ``drop`` the bound is exact."""
+        stats = self.stats
+        n = len(items)
+        if stats.stopped_reason or (self._drop_when_full and stats.held + n > self._max_held):
+            for item, size in zip(items, sizes, strict=True):
+                self._take_one(item, size)
+            return self._must_wait()
+        if n == 0:
+            return False
+        if max(sizes) > limits.MAX_RECORD_BYTES:
+            for item, size in zip(items, sizes, strict=True):
+                self._take_one(item, size)
+            return self._must_wait()
+        stats.sent += n
+        stats.held += n
+        for full in self._acc.add_many(items, sizes):
+            self._enqueue(full)
+        if self._linger is None and self._acc.pending:
+            self._linger = asyncio.get_running_loop().call_later(self._settings.linger_s, self._flush_open)
+        return self._must_wait()
+
+    def _take_one(self, item: bytes, size: int) -> None:
         stats = self.stats
         if stats.stopped_reason:
             # A stopped stream takes nothing more; what it held is already spooled.
             stats.not_taken_after_stop += 1
-            return None
+            return
         stats.sent += 1
         if size > limits.MAX_RECORD_BYTES:
             message = f"record is {size} bytes; Firehose takes at most {limits.MAX_RECORD_BYTES}"
             self._give_up(single(item, size, self._clock()), "RecordTooLarge", "", message, held=False)
-            return None
+            return
         if stats.held >= self._max_held and self._drop_when_full:
             message = "stream could not keep up (--on-full drop)"
             self._give_up(single(item, size, self._clock()), "Dropped", "", message, held=False)
-            return None
+            return
         stats.held += 1
         full = self._acc.add(item, size)
         if full is not None:
@@ -143,12 +178,17 @@ class StreamChannel:
         if self._linger is None and self._acc.pending:
             # One timer per open batch, from its first record: no polling loop.
             self._linger = asyncio.get_running_loop().call_later(self._settings.linger_s, self._flush_open)
-        if stats.held >= self._max_held and not self._drop_when_full:
-            self._space.clear()
-            return self._wait_for_space()
-        return None
 
-    async def _wait_for_space(self) -> None:
+    def _must_wait(self) -> bool:
+        """Full under ``--on-full block``: the producer waits until a send frees space."""
+        stats = self.stats
+        if stats.held >= self._max_held and not self._drop_when_full and not stats.stopped_reason:
+            self._space.clear()
+            return True
+        return False
+
+    async def wait_for_space(self) -> None:
+        """Until the stream holds fewer than ``max_held_records`` (or stops)."""
         started = self._clock()
         try:
             await self._space.wait()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from producer import limits
@@ -69,6 +69,45 @@ def test_a_batch_is_closed_only_when_the_next_record_would_not_fit(sizes: list[i
         full_by_count = len(batch) == limits.MAX_BATCH_RECORDS
         next_size = len(following.data[0])
         assert full_by_count or batch.size + next_size > limits.MAX_BATCH_BYTES
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    sizes=st.lists(SIZES, max_size=1_200),
+    cuts=st.lists(st.integers(0, 700), max_size=40),
+    max_records=st.sampled_from([1, 2, 7, 500]),
+    max_bytes=st.sampled_from([limits.MAX_RECORD_BYTES, 2_500_000, limits.MAX_BATCH_BYTES]),
+)
+# Records that fill a batch to the byte exactly, then one more: random sizes rarely do.
+@example(sizes=[1_000_000, 1_000_000, 500_000, 1], cuts=[], max_records=500, max_bytes=2_500_000)
+@example(sizes=[1_000_000, 1_000_000, 500_000, 1], cuts=[2], max_records=500, max_bytes=2_500_000)
+def test_add_many_makes_the_batches_one_add_each_makes(
+    sizes: list[int], cuts: list[int], max_records: int, max_bytes: int
+) -> None:
+    # The generator offers records in chunks of any length (empty ones too): the batches must
+    # not depend on where the chunks fall.
+    expected = [b.data for b in _run(Accumulator(max_records, max_bytes), sizes)]
+    acc = Accumulator(max_records, max_bytes)
+    records = [_record(i, size) for i, size in enumerate(sizes)]
+    got: list[list[bytes]] = []
+    start = 0
+    for length in [*cuts, len(records)]:
+        chunk = records[start : start + length]
+        start += len(chunk)
+        for batch in acc.add_many(chunk, [len(r) for r in chunk]):
+            assert batch.size == sum(map(len, batch.data))
+            got.append(batch.data)
+    last = acc.drain()
+    if last is not None:
+        got.append(last.data)
+    assert got == expected
+
+
+def test_add_many_refuses_a_chunk_with_a_record_over_the_limit() -> None:
+    acc = Accumulator()
+    with pytest.raises(ValueError, match="MAX_RECORD_BYTES"):
+        acc.add_many([b"a", b"x"], [1, limits.MAX_RECORD_BYTES + 1])
+    assert len(acc) == 0
 
 
 def test_record_over_the_limit_is_refused() -> None:

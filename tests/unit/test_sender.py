@@ -413,6 +413,99 @@ async def test_drop_policy_spools_what_does_not_fit(tmp_path: Path) -> None:
     _books(channel)
 
 
+def _held(wire: WireFormat, items: list[bytes]) -> tuple[list[bytes], list[int]]:
+    """What the generator passes to offer_many: records in held form, and their own sizes."""
+    return [wire.encode(i) for i in items], [len(i) for i in items]
+
+
+async def test_offer_many_batches_and_sends_in_order(tmp_path: Path, wire: WireFormat) -> None:
+    client = FakeClient()
+    channel, _ = _channel(tmp_path, client, max_batch_records=7, max_in_flight=1)
+    channel.start()
+    items = _items(40)
+    for start in range(0, 40, 9):  # chunks that do not line up with batches
+        assert channel.offer_many(*_held(wire, items[start : start + 9])) is False
+    await channel.close(5.0)
+    assert [len(c) for c in client.calls] == [7, 7, 7, 7, 7, 5]
+    assert [r for c in client.calls for r in c] == items
+    assert channel.stats.sent == 40 and channel.stats.accepted == 40
+    _books(channel)
+
+
+async def test_offer_many_under_block_takes_the_chunk_then_asks_to_wait(
+    tmp_path: Path, wire: WireFormat
+) -> None:
+    client = FakeClient()
+    client.gate = asyncio.Event()
+    channel, _ = _channel(tmp_path, client, max_held_records=20, max_batch_records=5)
+    channel.start()
+    assert channel.offer_many(*_held(wire, _items(15))) is False
+    # 10 more: past the bound, all taken (documented: up to a chunk over), and the caller waits.
+    assert channel.offer_many(*_held(wire, _items(25)[15:])) is True
+    assert channel.stats.held == 25
+    blocked = asyncio.ensure_future(channel.wait_for_space())
+    await asyncio.sleep(0.05)
+    assert not blocked.done()
+    client.gate.set()
+    async with asyncio.timeout(5):
+        await blocked
+    await channel.close(5.0)
+    assert channel.stats.accepted == 25 and channel.stats.blocked_s > 0
+    _books(channel)
+
+
+async def test_offer_many_under_drop_keeps_the_bound_exactly(tmp_path: Path, wire: WireFormat) -> None:
+    client = FakeClient()
+    client.gate = asyncio.Event()
+    channel, spool = _channel(tmp_path, client, max_held_records=10, on_full="drop", max_batch_records=5)
+    channel.start()
+    items = _items(25)
+    assert channel.offer_many(*_held(wire, items[:6])) is False
+    assert channel.offer_many(*_held(wire, items[6:])) is False
+    assert channel.stats.held == 10
+    client.gate.set()
+    await channel.close(5.0)
+    entries = _spooled(spool)
+    assert [e.reason for e in entries] == ["Dropped"] * 15
+    assert [e.data for e in entries] == items[10:]
+    assert [r for c in client.calls for r in c] == items[:10]
+    _books(channel)
+
+
+async def test_offer_many_spools_a_too_large_record_and_sends_the_rest(
+    tmp_path: Path, wire: WireFormat
+) -> None:
+    client = FakeClient()
+    channel, spool = _channel(tmp_path, client)
+    channel.start()
+    items = [b"a", b"x" * (limits.MAX_RECORD_BYTES + 1), b"b"]
+    assert channel.offer_many(*_held(wire, items)) is False
+    await channel.close(5.0)
+    [entry] = _spooled(spool)
+    assert entry.reason == "RecordTooLarge" and entry.data == items[1]
+    assert client.calls == [[b"a", b"b"]]
+    _books(channel)
+
+
+async def test_offer_many_to_a_stopped_stream_counts_what_it_did_not_take(
+    tmp_path: Path, wire: WireFormat
+) -> None:
+    def gone(data: list[bytes]) -> dict[str, Any]:
+        raise ApiError("ResourceNotFoundException", "Firehose s1 not found", 400)
+
+    client = FakeClient(gone)
+    channel, _ = _channel(tmp_path, client, max_batch_records=5)
+    channel.start()
+    assert channel.offer_many(*_held(wire, _items(5))) is False
+    await client.wait_for_calls(1)
+    await channel.close(5.0)
+    assert not channel.usable
+    assert channel.offer_many(*_held(wire, _items(3))) is False
+    s = channel.stats
+    assert s.sent == 5 and s.not_taken_after_stop == 3 and s.dead_lettered == 5
+    _books(channel)
+
+
 async def test_close_spools_what_a_stalled_endpoint_holds(tmp_path: Path) -> None:
     client = FakeClient()
     client.gate = asyncio.Event()  # never set: the endpoint never answers

@@ -1,0 +1,104 @@
+"""The generation loop's hand-off to the streams: chunked offers keep every stream's records
+complete and in generation order, whatever the routes, and a full stream makes it wait."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+
+import orjson
+
+from producer.config import RunConfig, Target, TargetKind
+from producer.events import build_generator
+from producer.generation import CHUNK_RECORDS, Progress, generate
+from producer.profiles import resolve_profile
+from producer.retry import RetryPolicy
+from producer.sender import ChannelSettings
+from producer.wire import RAW, WireFormat
+
+
+class RecordingChannel:
+    """What generate() needs of a StreamChannel, keeping every record and chunk it is offered."""
+
+    wire: WireFormat = RAW
+    usable = True
+
+    def __init__(self, name: str, full_every: int = 0) -> None:
+        self.name = name
+        self.records: list[bytes] = []
+        self.chunks: list[int] = []
+        self.full_every = full_every  # ask the generator to wait after every n-th chunk
+        self.waits = 0
+
+    def offer_many(self, items: list[bytes], sizes: list[int]) -> bool:
+        assert sizes == [len(i) for i in items]
+        self.records += items
+        self.chunks.append(len(items))
+        return bool(self.full_every) and len(self.chunks) % self.full_every == 0
+
+    async def wait_for_space(self) -> None:
+        self.waits += 1
+        await asyncio.sleep(0)
+
+
+def _config(tmp_path: Path, routes: dict[str, tuple[str, ...]]) -> RunConfig:
+    profile = dataclasses.replace(resolve_profile("mixed"), routes=routes)
+    return RunConfig(
+        profile=profile,
+        rate=20_000.0,
+        duration_s=0.3,
+        streams=("a", "b"),
+        target=Target(TargetKind.LOCAL, "us-east-1"),
+        output_dir=tmp_path,
+        dead_letter=None,
+        summary_json=None,
+        seed=7,
+        channel=ChannelSettings(),
+        retry=RetryPolicy(),
+        shutdown_grace_s=1.0,
+        live_interval_s=1.0,
+        quiet=True,
+    )
+
+
+async def _generate(config: RunConfig, channels: list[RecordingChannel]) -> Progress:
+    progress = Progress()
+    generator = build_generator(config.profile.mix, config.seed, config.profile.generator_params)
+    await generate(config, generator, channels, asyncio.Event(), progress, "run-1")  # type: ignore[arg-type]
+    return progress
+
+
+def _seqs(channel: RecordingChannel) -> list[int]:
+    return [orjson.loads(r)["seq"] for r in channel.records]
+
+
+async def test_routed_streams_get_their_sources_complete_and_in_order(tmp_path: Path) -> None:
+    # "a" takes web only, "b" everything: consecutive events alternate between two groups of
+    # streams, so chunks break at every change of group.
+    a, b = RecordingChannel("a"), RecordingChannel("b")
+    progress = await _generate(_config(tmp_path, {"a": ("web",)}), [a, b])
+    events = progress.events
+    assert events >= 1000
+    assert _seqs(b) == list(range(events))
+    sources = {orjson.loads(r)["seq"]: orjson.loads(r)["source"] for r in b.records}
+    assert _seqs(a) == [seq for seq in range(events) if sources[seq] == "web"]
+    assert a.records == [r for r in b.records if orjson.loads(r)["source"] == "web"]
+    assert progress.by_source["web"] == len(a.records)
+    assert sum(progress.by_source.values()) == events
+    assert max(a.chunks + b.chunks) <= CHUNK_RECORDS
+
+
+async def test_unrouted_streams_get_the_same_chunks(tmp_path: Path) -> None:
+    a, b = RecordingChannel("a"), RecordingChannel("b")
+    progress = await _generate(_config(tmp_path, {}), [a, b])
+    assert a.records == b.records and len(a.records) == progress.events
+    assert a.chunks == b.chunks
+
+
+async def test_a_full_stream_makes_generation_wait_and_lose_nothing(tmp_path: Path) -> None:
+    a, b = RecordingChannel("a", full_every=2), RecordingChannel("b", full_every=3)
+    progress = await _generate(_config(tmp_path, {}), [a, b])
+    assert a.waits == len(a.chunks) // 2 and b.waits == len(b.chunks) // 3
+    assert a.waits > 0 and b.waits > 0
+    assert _seqs(a) == _seqs(b) == list(range(progress.events))
