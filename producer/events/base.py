@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -24,20 +25,32 @@ class EventGenerator(Protocol):
 
 
 class EventIds:
-    """UUID-shaped (version 4) event ids from the run's RNG, so a seed reproduces them."""
+    """UUID-shaped (version 4) event ids from the run's RNG, so a seed reproduces them.
 
-    # Version nibble 4 and variant bits 10, as RFC 9562 requires of a random UUID, set on the
-    # integer before formatting (one hex() and slices: ~0.45 us, a third less than fixing up
-    # the hex digits afterwards).
-    _CLEAR = ((1 << 128) - 1) ^ ((0xF << 76) | (0x3 << 62))
-    _SET = (0x4 << 76) | (0x2 << 62)
+    Made 512 at a time: one big random integer with the version nibble 4 and variant bits 10
+    (RFC 9562) masked in, hexed once and cut up by one regex pass. ~0.3 us an id against ~0.46
+    us one at a time; an id per event made this 8% of the producer's CPU. The ids draw from an
+    RNG of their own, seeded from the generator's, so drawing ahead does not shift its other
+    draws."""
+
+    _CHUNK = 512
+    _ONE_CLEAR = (((1 << 128) - 1) ^ ((0xF << 76) | (0x3 << 62))).to_bytes(16, "big")
+    _ONE_SET = ((0x4 << 76) | (0x2 << 62)).to_bytes(16, "big")
+    _CLEAR = int.from_bytes(_ONE_CLEAR * _CHUNK, "big")
+    _SET = int.from_bytes(_ONE_SET * _CHUNK, "big")
+    _GROUPS = re.compile("(.{8})(.{4})(.{4})(.{4})(.{12})")
 
     def __init__(self, rng: random.Random) -> None:
-        self._bits = rng.getrandbits
+        self._bits = random.Random(rng.getrandbits(64)).getrandbits
+        self._ready: list[str] = []
 
     def next(self) -> str:
-        h = ((self._bits(128) & self._CLEAR) | self._SET).to_bytes(16, "big").hex()
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        if not self._ready:
+            bits = (self._bits(128 * self._CHUNK) & self._CLEAR) | self._SET
+            text = bits.to_bytes(16 * self._CHUNK, "big").hex()
+            self._ready = ["-".join(groups) for groups in self._GROUPS.findall(text)]
+            self._ready.reverse()  # popped from the end: ids come out in the order drawn
+        return self._ready.pop()
 
 
 class Timestamps:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import re
+import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -12,7 +14,7 @@ import pytest
 
 from producer.encoding import encode_json_line
 from producer.events import CORE_FIELDS, GENERATORS, PURCHASE_TYPES, build_generator
-from producer.events.base import Timestamps
+from producer.events.base import EventIds, Timestamps
 from producer.events.registry import shared_catalog
 
 NOW = 1_767_225_600.25  # 2026-01-01T00:00:00.250Z
@@ -126,3 +128,18 @@ def test_timestamps_are_iso_utc_milliseconds_whatever_order_the_clock_gives() ->
             datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(ts * 1000) % 1000:03d}Z"
         )
         assert stamps.format(ts) == expected, ts
+
+
+def test_event_ids_are_version_4_uuids_across_refills_and_follow_the_seed() -> None:
+    # Ids are made in chunks of 512: go through a few refills.
+    def draw(seed: int) -> list[str]:
+        ids = EventIds(random.Random(seed))
+        return [ids.next() for _ in range(1_300)]
+
+    first = draw(3)
+    for text in first:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+    assert len(set(first)) == len(first)
+    assert draw(3) == first
+    assert draw(4) != first
