@@ -15,7 +15,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from producer.firehose import ApiError, ClientSettings, open_client
-from producer.lean import LeanFirehoseClient, open_lean_session
+from producer.lean import LeanFirehoseClient, encode_batch, open_lean_session
 
 KEY, SECRET = "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 RECORDS = [b'{"event_id":"a","n":1}\n', b"\x00\xffbinary\n", b"x" * 3000, "caf\u00e9 \u2603\n".encode()]
@@ -153,3 +153,14 @@ async def test_every_answer_reads_the_same(server: tuple[str, Capture], name: st
     url, capture = server
     stock_result, lean_result = await _both(url, capture, ANSWERS[name])
     assert stock_result == lean_result
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 3, 500])
+def test_the_body_is_the_parameters_as_json_for_any_number_of_records(count: int) -> None:
+    records = [b"record %d \x00\xff" % i for i in range(count)]
+    body = encode_batch('stream "quoted"', [base64.b64encode(r) for r in records])
+    expected = {
+        "DeliveryStreamName": 'stream "quoted"',
+        "Records": [{"Data": base64.b64encode(r).decode()} for r in records],
+    }
+    assert orjson.loads(body) == expected
