@@ -88,6 +88,7 @@ async def generate(
     encode_held = wire.encode
     # Held as given, a record must not pin orjson's oversized buffer; encoded, it is a copy.
     encoder = record_encoder(config, transient=wire is not RAW)
+    encode = encoder.per_event
     # Counted in locals and published to ``progress`` (which /metrics reads) once a tick and
     # before every wait: a Counter update per event cost more than the offer to a stream.
     events = progress.events
@@ -133,7 +134,7 @@ async def generate(
                 # the encoder moves them first in a record it cuts short, so it stays traceable.
                 event["run_id"] = run_id
                 event["seq"] = events * stride + offset
-            data = encoder.encode(event)
+            data = encode(event)
             events += 1
             source = event["source"]
             counts[source] += 1

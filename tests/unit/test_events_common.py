@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import re
 import uuid
+from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +15,7 @@ import pytest
 
 from producer.encoding import encode_json_line
 from producer.events import CORE_FIELDS, GENERATORS, PURCHASE_TYPES, build_generator
-from producer.events.base import EventIds, Timestamps
+from producer.events.base import EventIds, Timestamps, Transitions
 from producer.events.registry import shared_catalog
 
 NOW = 1_767_225_600.25  # 2026-01-01T00:00:00.250Z
@@ -143,3 +144,13 @@ def test_event_ids_are_version_4_uuids_across_refills_and_follow_the_seed() -> N
     assert len(set(first)) == len(first)
     assert draw(3) == first
     assert draw(4) != first
+
+
+def test_transitions_honour_their_probabilities() -> None:
+    t = Transitions("convert", 0.18, [("a", 60), ("b", 15), (None, 25)])
+    rolls = [(k + 0.5) / 100_000 for k in range(100_000)]  # evenly over [0, 1)
+    shares = Counter(t.choose(r) for r in rolls)
+    expected = {"convert": 0.18, "a": 0.82 * 0.6, "b": 0.82 * 0.15, None: 0.82 * 0.25}
+    for step, share in expected.items():
+        assert shares[step] / len(rolls) == pytest.approx(share, abs=1e-4)
+    assert t.choose(0.0) == "convert" and t.choose(0.999_999_9) is None

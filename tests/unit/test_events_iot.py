@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import random
+import re
 import statistics
 from collections import Counter, defaultdict
 from typing import Any
 
+import orjson
 import pytest
 
 from producer.events.catalog import build_catalog
@@ -107,3 +109,18 @@ def test_firmware_only_moves_forward() -> None:
             assert FIRMWARE.index(e["previous_firmware"]) == version - 1
         seen[e["device_id"]] = version
     assert updates > 10
+
+
+def test_readings_are_written_with_their_stated_decimals() -> None:
+    # Rounded as round(x * 10**n) / 10**n: the encoded record must still show at most n digits.
+    places = {"temperature_c": 2, "humidity_pct": 1, "battery_pct": 1}
+    movers = 0
+    for e in iot_events(5000, IotParams(mover_share=0.5)):
+        text = orjson.dumps(e).decode()
+        for field, n in places.items():
+            if field in e:
+                assert re.search(rf'"{field}":-?\d+(\.\d{{1,{n}}})?[,}}]', text), text
+        if "gps" in e:
+            movers += 1
+            assert re.search(r'"gps":\{"lat":-?\d+(\.\d{1,5})?,"lon":-?\d+(\.\d{1,5})?,', text), text
+    assert movers > 100
