@@ -137,7 +137,11 @@ class IotGenerator:
             d.lat += noise(0.002)
             d.lon += noise(0.002)
             speed = int(self._random() * 90)
-            event["gps"] = {"lat": round(d.lat * 1e5) / 1e5, "lon": round(d.lon * 1e5) / 1e5, "speed_kmh": speed}
+            event["gps"] = {
+                "lat": round(d.lat * 1e5) / 1e5,
+                "lon": round(d.lon * 1e5) / 1e5,
+                "speed_kmh": speed,
+            }
         if d.product is not None:
             d.stock = d.stock - 1 if d.stock > 0 and rng.random() < 0.1 else (d.stock or 40)
             event["product_id"] = d.product.product_id
