@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from producer.events.base import Event, EventIds, Timestamps, Transitions
+from producer.events.base import Event, EventIds, Timestamps, Transitions, pick
 from producer.events.catalog import Catalog, Product
 from producer.events.pools import Pools
 
@@ -83,13 +83,14 @@ class MobileGenerator:
 
     def _new(self) -> _AppSession:
         rng, p = self._rng, self._params
-        model, os_name, os_version = rng.choice(DEVICES)
+        r = rng.random
+        model, os_name, os_version = pick(r, DEVICES)
         return _AppSession(
             session_id=self._ids.next(),
-            user_id="" if rng.random() < p.guest_share else rng.choice(self._pools.user_ids),
+            user_id="" if r() < p.guest_share else pick(r, self._pools.user_ids),
             device={"model": model, "os": os_name, "os_version": os_version},
-            app_version=rng.choice(APP_VERSIONS),
-            network=rng.choice(NETWORKS),
+            app_version=pick(r, APP_VERSIONS),
+            network=pick(r, NETWORKS),
             step="push_open" if rng.random() < p.push_share else "app_open",
         )
 
@@ -104,7 +105,7 @@ class MobileGenerator:
             s.fresh = False
             return s
         if step == "app_open" and self._rng.random() < 0.2:
-            s.network = self._rng.choice(NETWORKS)  # resumed elsewhere
+            s.network = pick(self._rng.random, NETWORKS)  # resumed elsewhere
         s.step = step
         return s
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from producer.events.base import Event, EventIds, Timestamps, Transitions
+from producer.events.base import Event, EventIds, Timestamps, Transitions, pick
 from producer.events.catalog import Catalog, Product
 from producer.events.pools import CITIES, REFERRERS, SEARCH_TERMS, USER_AGENTS, Pools
 
@@ -96,15 +96,15 @@ class WebGenerator:
         self._sessions = [self._new_session() for _ in range(params.active_sessions)]
 
     def _new_session(self) -> _Session:
-        rng, pools = self._rng, self._pools
-        city, country, lat, lon = rng.choice(CITIES)
-        guest = rng.random() < self._params.guest_share
+        r, pools = self._rng.random, self._pools
+        city, country, lat, lon = pick(r, CITIES)
+        guest = r() < self._params.guest_share
         return _Session(
             session_id=self._ids.next(),
-            user_id="" if guest else rng.choice(pools.user_ids),
-            user_agent=rng.choice(USER_AGENTS),
-            referrer=rng.choice(REFERRERS),
-            ip=rng.choice(pools.ips),
+            user_id="" if guest else pick(r, pools.user_ids),
+            user_agent=pick(r, USER_AGENTS),
+            referrer=pick(r, REFERRERS),
+            ip=pick(r, pools.ips),
             geo={"city": city, "country": country, "lat": lat, "lon": lon},
         )
 
