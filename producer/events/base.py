@@ -38,28 +38,39 @@ class EventIds:
     """UUID-shaped (version 4) event ids from the run's RNG, so a seed reproduces them.
 
     Made 512 at a time: one big random integer with the version nibble 4 and variant bits 10
-    (RFC 9562) masked in, hexed once and cut up by one regex pass. ~0.3 us an id against ~0.46
-    us one at a time; an id per event made this 8% of the producer's CPU. The ids draw from an
-    RNG of their own, seeded from the generator's, so drawing ahead does not shift its other
-    draws."""
+    (RFC 9562) masked in, hexed once, its digits laid out with the dashes by strided copies,
+    and cut into ids by one regex pass. ~0.13 us an id against ~0.46 us one at a time (an id
+    per event made that 8% of the producer's CPU). The ids draw from an RNG of their own,
+    seeded from the generator's, so drawing ahead does not shift its other draws."""
 
     _CHUNK = 512
     _ONE_CLEAR = (((1 << 128) - 1) ^ ((0xF << 76) | (0x3 << 62))).to_bytes(16, "big")
     _ONE_SET = ((0x4 << 76) | (0x2 << 62)).to_bytes(16, "big")
     _CLEAR = int.from_bytes(_ONE_CLEAR * _CHUNK, "big")
     _SET = int.from_bytes(_ONE_SET * _CHUNK, "big")
-    _GROUPS = re.compile("(.{8})(.{4})(.{4})(.{4})(.{12})")
+    _DASHES = (8, 13, 18, 23)  # in the 36 characters of 8-4-4-4-12
+    _DIGITS = (*range(8), *range(9, 13), *range(14, 18), *range(19, 23), *range(24, 36))
+    _ID = re.compile(".{36}", re.DOTALL)
 
     def __init__(self, rng: random.Random) -> None:
         self._bits = random.Random(rng.getrandbits(64)).getrandbits
         self._ready: list[str] = []
 
+    def _refill(self) -> None:
+        n = self._CHUNK
+        bits = (self._bits(128 * n) & self._CLEAR) | self._SET
+        digits = bits.to_bytes(16 * n, "big").hex().encode()
+        text = bytearray(36 * n)
+        for digit, at in enumerate(self._DIGITS):
+            text[at::36] = digits[digit::32]  # the digit-th hex digit of every id
+        for at in self._DASHES:
+            text[at::36] = b"-" * n
+        self._ready = self._ID.findall(text.decode())
+        self._ready.reverse()  # popped from the end: ids come out in the order drawn
+
     def next(self) -> str:
         if not self._ready:
-            bits = (self._bits(128 * self._CHUNK) & self._CLEAR) | self._SET
-            text = bits.to_bytes(16 * self._CHUNK, "big").hex()
-            self._ready = ["-".join(groups) for groups in self._GROUPS.findall(text)]
-            self._ready.reverse()  # popped from the end: ids come out in the order drawn
+            self._refill()
         return self._ready.pop()
 
 
