@@ -21,6 +21,7 @@ DEVICES = (
     ("Redmi Note 13", "Android", "13"),
     ("iPad Air", "iPadOS", "18.1"),
 )
+DEVICE_OBJECTS = tuple({"model": m, "os": os_name, "os_version": v} for m, os_name, v in DEVICES)
 APP_VERSIONS = ("5.13.0", "5.13.0", "5.12.1", "5.12.0", "5.11.4")
 NETWORKS = ("wifi", "wifi", "5g", "4g", "4g", "3g")
 SCREENS = ("home", "search", "product", "cart", "profile", "orders", "deals")
@@ -57,7 +58,7 @@ def _transitions(p: MobileParams) -> dict[str, Transitions]:
 class _AppSession:
     session_id: str
     user_id: str
-    device: dict[str, str]  # shared by the session's events: built once
+    device: dict[str, str]  # one of DEVICE_OBJECTS, shared by every session on that model
     app_version: str
     network: str
     step: str
@@ -82,16 +83,17 @@ class MobileGenerator:
         self._sessions = [self._new() for _ in range(params.active_sessions)]
 
     def _new(self) -> _AppSession:
-        rng, p = self._rng, self._params
-        r = rng.random
-        model, os_name, os_version = pick(r, DEVICES)
+        # On the hot path (a session every few events): draws inline, as events.base.pick
+        # without its call, and one device object per model, shared (events are never changed).
+        r, p = self._rng.random, self._params
+        user_ids = self._pools.user_ids
         return _AppSession(
-            session_id=self._ids.next(),
-            user_id="" if r() < p.guest_share else pick(r, self._pools.user_ids),
-            device={"model": model, "os": os_name, "os_version": os_version},
-            app_version=pick(r, APP_VERSIONS),
-            network=pick(r, NETWORKS),
-            step="push_open" if rng.random() < p.push_share else "app_open",
+            self._ids.next(),
+            "" if r() < p.guest_share else user_ids[int(r() * len(user_ids))],
+            DEVICE_OBJECTS[int(r() * len(DEVICE_OBJECTS))],
+            APP_VERSIONS[int(r() * len(APP_VERSIONS))],
+            NETWORKS[int(r() * len(NETWORKS))],
+            "push_open" if r() < p.push_share else "app_open",
         )
 
     def _advance(self, slot: int) -> _AppSession:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from producer.events.base import Event, EventIds, Timestamps, Transitions, pick
+from producer.events.base import Event, EventIds, Timestamps, Transitions
 from producer.events.catalog import Catalog, Product
 from producer.events.pools import CITIES, REFERRERS, SEARCH_TERMS, USER_AGENTS, Pools
 
@@ -20,6 +20,7 @@ PAGES = (
     "/account",
     "/help",
 )
+GEOS = tuple({"city": city, "country": country, "lat": lat, "lon": lon} for city, country, lat, lon in CITIES)
 # Steps that need something in the cart; drawn with an empty cart they become product views.
 NEEDS_CART = frozenset({"remove_from_cart", "checkout", "purchase"})
 
@@ -75,7 +76,7 @@ class _Session:
     user_agent: str
     referrer: str
     ip: str
-    geo: dict[str, object]  # shared by the session's events: built once
+    geo: dict[str, object]  # one of GEOS, shared by every session in that city
     step: str = "page_view"
     fresh: bool = True  # the first event of a session is its landing page_view
     cart: list[Product] = field(default_factory=list)
@@ -96,16 +97,19 @@ class WebGenerator:
         self._sessions = [self._new_session() for _ in range(params.active_sessions)]
 
     def _new_session(self) -> _Session:
+        # A web event in six starts a session, so this is on the hot path too: draws inline (as
+        # events.base.pick, without its call), and one geo object per city, shared by every
+        # session there (events are encoded, never changed).
         r, pools = self._rng.random, self._pools
-        city, country, lat, lon = pick(r, CITIES)
+        user_ids, ips = pools.user_ids, pools.ips
         guest = r() < self._params.guest_share
         return _Session(
-            session_id=self._ids.next(),
-            user_id="" if guest else pick(r, pools.user_ids),
-            user_agent=pick(r, USER_AGENTS),
-            referrer=pick(r, REFERRERS),
-            ip=pick(r, pools.ips),
-            geo={"city": city, "country": country, "lat": lat, "lon": lon},
+            self._ids.next(),
+            "" if guest else user_ids[int(r() * len(user_ids))],
+            USER_AGENTS[int(r() * len(USER_AGENTS))],
+            REFERRERS[int(r() * len(REFERRERS))],
+            ips[int(r() * len(ips))],
+            GEOS[int(r() * len(GEOS))],
         )
 
     def _advance(self, slot: int) -> _Session:
