@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +16,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from producer.firehose import ApiError, ClientSettings, open_client
-from producer.lean import LeanFirehoseClient, encode_batch, open_lean_session
+from producer.lean import LeanFirehoseClient, PayloadHashes, encode_batch, open_lean_session
 
 KEY, SECRET = "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 RECORDS = [b'{"event_id":"a","n":1}\n', b"\x00\xffbinary\n", b"x" * 3000, "caf\u00e9 \u2603\n".encode()]
@@ -158,9 +159,50 @@ async def test_every_answer_reads_the_same(server: tuple[str, Capture], name: st
 @pytest.mark.parametrize("count", [0, 1, 2, 3, 500])
 def test_the_body_is_the_parameters_as_json_for_any_number_of_records(count: int) -> None:
     records = [b"record %d \x00\xff" % i for i in range(count)]
-    body = encode_batch('stream "quoted"', [base64.b64encode(r) for r in records])
+    body, split = encode_batch('stream "quoted"', [base64.b64encode(r) for r in records])
+    assert body[split:] == b'"DeliveryStreamName":"stream \\"quoted\\""}'
     expected = {
         "DeliveryStreamName": 'stream "quoted"',
         "Records": [{"Data": base64.b64encode(r).decode()} for r in records],
     }
     assert orjson.loads(body) == expected
+
+
+def test_payload_hashes_share_only_the_same_records() -> None:
+    hashes = PayloadHashes(size=2)
+    first = [base64.b64encode(b"record %d" % i) for i in range(300)]
+    equal_copies = [bytes(bytearray(r)) for r in first]  # equal, but other objects
+
+    def check(stream: str, records: list[bytes]) -> None:
+        body, split = encode_batch(stream, records)
+        assert hashes.digest(records, body, split) == hashlib.sha256(body).hexdigest()
+
+    check("a", first)
+    check("b", first)
+    check("b", first[:])  # another list of the same objects: shared too
+    assert hashes.shared == 2
+    check("a", equal_copies)  # same key (length aside) would be wrong to trust: hashed anew
+    check("a", first[:-1])
+    check("a", [first[0], *equal_copies[1:-1], first[-1]])  # same first and last objects
+    check("a", [first[0], *(b"x" + r for r in first[1:-1]), first[-1]])  # and other text
+    assert hashes.shared == 2
+    check("c", first)  # evicted by now (size 2): hashed anew, still right
+    check("a", [])
+    assert hashes.shared == 2
+
+
+async def test_two_streams_sent_the_same_records_are_both_signed_right(server: tuple[str, Capture]) -> None:
+    url, capture = server
+    capture.answer = (200, orjson.dumps({"FailedPutCount": 0, "RequestResponses": [{"RecordId": "r"}] * 4}))
+    async with await open_lean_session(4, 5.0, 5.0) as http:
+        lean = LeanFirehoseClient(http, url, "us-east-1", Credentials(KEY, SECRET), "firehose-loadgen/test")
+        held = [lean.wire.encode(r) for r in RECORDS]
+        for stream in ("stream-a", "stream-b"):
+            await lean.put_record_batch(stream, held)
+    assert lean.payload_hashes.shared == 1  # the second body hashed only its own tail
+    assert len(capture.requests) == 2
+    for (headers, body), stream in zip(capture.requests, ("stream-a", "stream-b"), strict=True):
+        parsed = orjson.loads(body)
+        assert parsed["DeliveryStreamName"] == stream
+        assert [base64.b64decode(r["Data"]) for r in parsed["Records"]] == RECORDS
+        assert _signature_is_valid(url, headers, body)
