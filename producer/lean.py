@@ -68,10 +68,14 @@ class PayloadHashes:
     the same batches, so two bodies differ only in the stream name after the records part. The
     hash state after that part is kept for the next body with the very same record objects
     (checked one by one, not trusted from a key), which then hashes only its own tail: SHA-256
-    of ~300 KB was 8% of the producer's CPU at full load. The last ``size`` parts are kept;
-    holding their records keeps their ids from being reused by other objects meanwhile."""
+    of ~300 KB was 8% of the producer's CPU at full load. An entry is used once (two streams)
+    and then dropped. One stream may run up to ``--max-held`` records (100 batches by default)
+    ahead of the other, so ``size`` entries are kept, oldest dropped first. Their records are
+    held by the slower stream anyway; only if it stops do they pin up to ``size`` batches
+    (~40 MB at ~300 KB) until newer ones push them out. Holding them also keeps their ids from
+    being reused by other objects while kept."""
 
-    def __init__(self, size: int = 16) -> None:
+    def __init__(self, size: int = 128) -> None:
         self._size = size
         self._kept: OrderedDict[tuple[int, int, int], tuple[list[bytes], Any]] = OrderedDict()
         self.shared = 0  # bodies whose records part was hashed already (for tests)
@@ -83,7 +87,8 @@ class PayloadHashes:
         key = (len(records), id(records[0]), id(records[-1]))
         kept = self._kept.get(key)
         if kept is not None and all(map(operator.is_, kept[0], records)):
-            state = kept[1].copy()
+            del self._kept[key]
+            state = kept[1]
             self.shared += 1
         else:
             state = hashlib.sha256(view[:split])
