@@ -24,7 +24,7 @@ from typing import Any
 
 import aiohttp
 import orjson
-from botocore.auth import SigV4Auth
+from botocore.auth import SigV4Auth, _host_from_url
 from botocore.awsrequest import AWSRequest
 
 from producer.firehose import ApiError, TransportError
@@ -151,6 +151,10 @@ class LeanFirehoseClient:
         self._region = region
         self._credentials = credentials  # botocore Credentials or aiobotocore refreshable ones
         self._user_agent = user_agent
+        # The Host header as botocore's signer derives it from the URL, once: left out, the
+        # signer derives it twice a request (two URL parses, ~1% of CPU at full load). It is
+        # signed either way, and aiohttp sends the same value it would have.
+        self._host = _host_from_url(self._url)
         self.payload_hashes = PayloadHashes()
 
     async def _frozen(self) -> Any:
@@ -166,7 +170,12 @@ class LeanFirehoseClient:
             method="POST",
             url=self._url,
             data=body,
-            headers={"X-Amz-Target": TARGET, "Content-Type": CONTENT_TYPE, "User-Agent": self._user_agent},
+            headers={
+                "X-Amz-Target": TARGET,
+                "Content-Type": CONTENT_TYPE,
+                "User-Agent": self._user_agent,
+                "Host": self._host,
+            },
         )
         credentials = await self._frozen()
         if payload_sha256 is None:
