@@ -217,8 +217,14 @@ async def open_lean_session(
 ) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(limit=max_connections, ttl_dns_cache=300)
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout_s, sock_read=read_timeout_s)
+    # No cookie jar: Firehose sets no cookies, and matching the jar against every request's URL
+    # is per-request work for nothing.
     return aiohttp.ClientSession(
-        connector=connector, timeout=timeout, auto_decompress=False, skip_auto_headers=("Accept-Encoding",)
+        connector=connector,
+        timeout=timeout,
+        auto_decompress=False,
+        skip_auto_headers=("Accept-Encoding",),
+        cookie_jar=aiohttp.DummyCookieJar(),
     )
 
 
