@@ -50,15 +50,11 @@ def encode_batch(stream: str, encoded: list[bytes]) -> tuple[bytes, int]:
     tail = b'"DeliveryStreamName":' + orjson.dumps(stream) + b"}"
     if not encoded:
         return b'{"Records":[],' + tail, 14
-    if len(encoded) == 1:
-        records = _HEAD + encoded[0] + _END
-    else:
-        parts = encoded[:]
-        parts[0] = _HEAD + parts[0]
-        parts[-1] = parts[-1] + _END + tail
-        body = _SEP.join(parts)
-        return body, len(body) - len(tail)
-    return records + tail, len(records)
+    parts = encoded[:]
+    parts[0] = _HEAD + parts[0]
+    parts[-1] = parts[-1] + _END + tail  # the same part as the first when there is one record
+    body = _SEP.join(parts)
+    return body, len(body) - len(tail)
 
 
 class PayloadHashes:
@@ -81,9 +77,9 @@ class PayloadHashes:
         self.shared = 0  # bodies whose records part was hashed already (for tests)
 
     def digest(self, records: list[bytes], body: bytes, split: int) -> str:
-        view = memoryview(body)
         if not records:
             return hashlib.sha256(body).hexdigest()
+        view = memoryview(body)
         key = (len(records), id(records[0]), id(records[-1]))
         kept = self._kept.get(key)
         if kept is not None and all(map(operator.is_, kept[0], records)):
@@ -163,9 +159,9 @@ class LeanFirehoseClient:
             frozen = await frozen
         return frozen
 
-    async def signed_headers(self, body: bytes, payload_sha256: str | None = None) -> dict[str, str]:
-        """The headers of a signed request for ``body``; ``payload_sha256``: its SHA-256 in hex,
-        if known already."""
+    async def signed_headers(self, body: bytes, payload_sha256: str) -> dict[str, str]:
+        """The headers of a signed request for ``body``, whose SHA-256 is ``payload_sha256`` (hex,
+        from PayloadHashes)."""
         request = AWSRequest(
             method="POST",
             url=self._url,
@@ -177,11 +173,7 @@ class LeanFirehoseClient:
                 "Host": self._host,
             },
         )
-        credentials = await self._frozen()
-        if payload_sha256 is None:
-            SigV4Auth(credentials, "firehose", self._region).add_auth(request)
-        else:
-            _KnownPayloadSigV4(credentials, "firehose", self._region, payload_sha256).add_auth(request)
+        _KnownPayloadSigV4(await self._frozen(), "firehose", self._region, payload_sha256).add_auth(request)
         headers = dict(request.headers.items())
         # botocore adds these two after signing (unsigned); so do we.
         headers["amz-sdk-invocation-id"] = str(uuid.uuid4())
