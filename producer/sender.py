@@ -138,13 +138,14 @@ class StreamChannel:
         With ``drop`` the bound is exact."""
         stats = self.stats
         n = len(items)
-        if stats.stopped_reason or (self._drop_when_full and stats.held + n > self._max_held):
-            for item, size in zip(items, sizes, strict=True):
-                self._take_one(item, size)
-            return self._must_wait()
-        if n == 0:
+        if not n:
             return False
-        if max(sizes) > limits.MAX_RECORD_BYTES:
+        if (
+            stats.stopped_reason
+            or (self._drop_when_full and stats.held + n > self._max_held)
+            or max(sizes) > limits.MAX_RECORD_BYTES
+        ):
+            # Some record is refused, dropped or not taken: one at a time, exactly as offer_held.
             for item, size in zip(items, sizes, strict=True):
                 self._take_one(item, size)
             return self._must_wait()
@@ -152,8 +153,7 @@ class StreamChannel:
         stats.held += n
         for full in self._acc.add_many(items, sizes):
             self._enqueue(full)
-        if self._linger is None and self._acc.pending:
-            self._linger = asyncio.get_running_loop().call_later(self._settings.linger_s, self._flush_open)
+        self._arm_linger()
         return self._must_wait()
 
     def _take_one(self, item: bytes, size: int) -> None:
@@ -175,6 +175,9 @@ class StreamChannel:
         full = self._acc.add(item, size)
         if full is not None:
             self._enqueue(full)
+        self._arm_linger()
+
+    def _arm_linger(self) -> None:
         if self._linger is None and self._acc.pending:
             # One timer per open batch, from its first record: no polling loop.
             self._linger = asyncio.get_running_loop().call_later(self._settings.linger_s, self._flush_open)
