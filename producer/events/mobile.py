@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from producer.events.base import Event, EventIds, Timestamps, Transitions, pick
+from producer.events.base import Event, EventIds, Timestamps, Transitions
 from producer.events.catalog import Catalog, Product
 from producer.events.pools import Pools
 
@@ -83,8 +83,8 @@ class MobileGenerator:
         self._sessions = [self._new() for _ in range(params.active_sessions)]
 
     def _new(self) -> _AppSession:
-        # On the hot path (a session every few events): draws inline, as events.base.pick
-        # without its call, and one device object per model, shared (events are never changed).
+        # On the hot path (a session every few events): int(r() * n) draws as in next_event,
+        # and one device object per model, shared (events are never changed).
         r, p = self._rng.random, self._params
         user_ids = self._pools.user_ids
         return _AppSession(
@@ -107,7 +107,7 @@ class MobileGenerator:
             s.fresh = False
             return s
         if step == "app_open" and self._rng.random() < 0.2:
-            s.network = pick(self._rng.random, NETWORKS)  # resumed elsewhere
+            s.network = NETWORKS[int(self._rng.random() * len(NETWORKS))]  # resumed elsewhere
         s.step = step
         return s
 

@@ -97,9 +97,9 @@ class WebGenerator:
         self._sessions = [self._new_session() for _ in range(params.active_sessions)]
 
     def _new_session(self) -> _Session:
-        # A web event in six starts a session, so this is on the hot path too: draws inline (as
-        # events.base.pick, without its call), and one geo object per city, shared by every
-        # session there (events are encoded, never changed).
+        # A web event in six starts a session, so this is on the hot path too: int(r() * n) draws
+        # (see next_event), and one geo object per city, shared by every session there (events
+        # are encoded, never changed).
         r, pools = self._rng.random, self._pools
         user_ids, ips = pools.user_ids, pools.ips
         guest = r() < self._params.guest_share
