@@ -379,6 +379,21 @@ async def test_too_large_record_is_spooled_not_sent(tmp_path: Path) -> None:
     _books(channel)
 
 
+async def _waits_until_the_endpoint_answers(channel: StreamChannel, client: FakeClient, wait: Any) -> None:
+    """``wait`` (for space) stays pending while the gated endpoint holds every call, ends once it
+    answers; then the channel closes with its books balanced and the wait counted."""
+    blocked = asyncio.ensure_future(wait)
+    await asyncio.sleep(0.05)
+    assert not blocked.done()
+    assert client.gate is not None
+    client.gate.set()
+    async with asyncio.timeout(5):
+        await blocked
+    await channel.close(5.0)
+    assert channel.stats.blocked_s > 0
+    _books(channel)
+
+
 async def test_block_policy_waits_for_space(tmp_path: Path) -> None:
     client = FakeClient()
     client.gate = asyncio.Event()
@@ -386,15 +401,9 @@ async def test_block_policy_waits_for_space(tmp_path: Path) -> None:
     channel.start()
     waits = [channel.offer(item) for item in _items(20)]
     assert waits[:19] == [None] * 19 and waits[19] is not None
-    blocked = asyncio.ensure_future(waits[19])
-    await asyncio.sleep(0.05)
-    assert not blocked.done() and channel.stats.held == 20
-    client.gate.set()
-    async with asyncio.timeout(5):
-        await blocked
-    await channel.close(5.0)
-    assert channel.stats.accepted == 20 and channel.stats.blocked_s > 0
-    _books(channel)
+    assert channel.stats.held == 20
+    await _waits_until_the_endpoint_answers(channel, client, waits[19])
+    assert channel.stats.accepted == 20
 
 
 async def test_drop_policy_spools_what_does_not_fit(tmp_path: Path) -> None:
@@ -443,15 +452,8 @@ async def test_offer_many_under_block_takes_the_chunk_then_asks_to_wait(
     # 10 more: past the bound, all taken (documented: up to a chunk over), and the caller waits.
     assert channel.offer_many(*_held(wire, _items(25)[15:])) is True
     assert channel.stats.held == 25
-    blocked = asyncio.ensure_future(channel.wait_for_space())
-    await asyncio.sleep(0.05)
-    assert not blocked.done()
-    client.gate.set()
-    async with asyncio.timeout(5):
-        await blocked
-    await channel.close(5.0)
-    assert channel.stats.accepted == 25 and channel.stats.blocked_s > 0
-    _books(channel)
+    await _waits_until_the_endpoint_answers(channel, client, channel.wait_for_space())
+    assert channel.stats.accepted == 25
 
 
 async def test_offer_many_under_drop_keeps_the_bound_exactly(tmp_path: Path, wire: WireFormat) -> None:
