@@ -8,7 +8,7 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 TOOLS_VENV ?= .venv-tools
 CHECKOV    := $(TOOLS_VENV)/bin/checkov
 
-.PHONY: run test lint unit tools lock clean
+.PHONY: run test deps lint unit tools lock clean
 .DEFAULT_GOAL := run
 
 $(BIN)/python:
@@ -36,16 +36,21 @@ $(CHECKOV): deploy/checkov-constraints.txt
 
 tools: $(CHECKOV)
 
+# Debian packages the tests start for real (prometheus, chromium, podman...): installed with
+# apt-get when root or through passwordless sudo, else one line says what to install.
+deps:
+	bash .ci/system-deps.sh
+
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check producer tests deploy
 	$(BIN)/ruff format --check producer tests deploy
 	$(BIN)/mypy
 	$(BIN)/mypy --strict deploy/lambda/transform.py deploy/sync_inline_code.py
 
-unit: $(VENV)/.test-installed $(CHECKOV)
+unit: deps $(VENV)/.test-installed $(CHECKOV)
 	CHECKOV=$(abspath $(CHECKOV)) $(BIN)/pytest $(PYTEST_ARGS)
 
-test: lint unit
+test: deps lint unit
 
 # Regenerate the lock file from a clean resolve of everything (run and test extras).
 lock:

@@ -39,7 +39,7 @@ from producer.generation import Progress, generate
 from producer.histogram import StreamHistograms
 from producer.local import LocalFirehose
 from producer.local.server import LocalOptions
-from producer.metrics import MetricsServer, RunTelemetry, build_registry
+from producer.metrics import MetricsServer, RunTelemetry, build_registry, start_metrics
 from producer.retry import Decision, classify_request_error
 from producer.schedule import scaled
 from producer.sender import StreamChannel
@@ -107,16 +107,11 @@ async def _run(config: RunConfig, run_id: str, signals: Signals, out: TextIO) ->
     )
     metrics: MetricsServer | None = None
     if config.metrics_port is not None:
-        metrics = MetricsServer(build_registry(telemetry), config.metrics_host, config.metrics_port)
-        try:
-            await metrics.start()
-        except OSError as exc:
-            raise UsageError(
-                f"cannot serve metrics on {config.metrics_host}:{config.metrics_port} ({exc.strerror}); "
-                "pass another --metrics-port, 0 for any free port, or --no-metrics"
-            ) from None
-        if not config.quiet:
-            out.write(f"metrics: {metrics.url}\n")
+        metrics, note = await start_metrics(
+            build_registry(telemetry), config.metrics_host, config.metrics_port, config.metrics_port_fallback
+        )
+        if not config.quiet or note:
+            out.write(f"metrics: {metrics.url}{note}\n")
     try:
         result = await _load(config, run_id, signals, out, stats, histograms, telemetry)
         if metrics is not None and config.metrics_linger_s > 0:

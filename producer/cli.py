@@ -224,11 +224,15 @@ def run(
         ),
     ] = "10s",
     metrics_port: Annotated[
-        int,
+        int | None,
         typer.Option(
-            help="Serve Prometheus /metrics on this port (0: any free port).", envvar="LOADGEN_METRICS_PORT"
+            help=f"Serve Prometheus /metrics on this port (0: any free port). Default "
+            f"{DEFAULT_METRICS_PORT}, or any free port when that one is taken; a port given here "
+            "is used or the run stops.",
+            envvar="LOADGEN_METRICS_PORT",
+            show_default=False,
         ),
-    ] = DEFAULT_METRICS_PORT,
+    ] = None,
     metrics_host: Annotated[
         str,
         typer.Option(help="Address for /metrics; 0.0.0.0 inside containers.", envvar="LOADGEN_METRICS_HOST"),
@@ -317,6 +321,9 @@ def run(
         shard = resolve_shard(shard_index, shard_count, {})
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    metrics_port_fallback = metrics_port is None
+    if metrics_port is None:
+        metrics_port = DEFAULT_METRICS_PORT
     if not 0 <= metrics_port <= 65535:
         raise UsageError(f"--metrics-port must be 0..65535, got {metrics_port}")
     from producer import workers as supervisor
@@ -350,6 +357,7 @@ def run(
         log_every_s=_positive("--log-every", log_every),
         metrics_host=metrics_host,
         metrics_port=None if no_metrics else metrics_port,
+        metrics_port_fallback=metrics_port_fallback,
         metrics_linger_s=_duration("--metrics-linger", metrics_linger) or 0.0,
         sender=sender.value,
         trace_fields=not no_trace_fields,

@@ -51,6 +51,8 @@ class RunConfig:
     log_every_s: float = 10.0
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None  # None: no metrics server; 0: any free port
+    # True when the port is only the default: a taken port then gives way to a free one.
+    metrics_port_fallback: bool = False
     metrics_linger_s: float = 0.0
     sender: Literal["lean", "botocore"] = "lean"  # the PutRecordBatch path (firehose.open_batch_client)
     trace_fields: bool = True  # run_id and seq in every event, for exact loss/duplicate audits

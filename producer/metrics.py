@@ -9,6 +9,7 @@ Naming follows https://prometheus.io/docs/practices/naming/ (base units, ``_tota
 
 from __future__ import annotations
 
+import errno
 import math
 import time
 from collections import Counter
@@ -28,6 +29,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from producer import __version__
+from producer.errors import UsageError
 from producer.histogram import Histogram, StreamHistograms
 from producer.stats import StreamStats
 
@@ -267,6 +269,27 @@ class MetricsServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+
+async def start_metrics(
+    registry: CollectorRegistry, host: str, port: int, fallback: bool
+) -> tuple[MetricsServer, str]:
+    """Start /metrics on ``host:port``. With ``fallback`` (the port was not asked for, only
+    defaulted) a taken port gives way to any free one, and the note returned says so; an
+    explicit port stays strict: one line, exit 2. Returns the server and that note ("" if none)."""
+    server = MetricsServer(registry, host, port)
+    try:
+        await server.start()
+        return server, ""
+    except OSError as exc:
+        if not (fallback and exc.errno == errno.EADDRINUSE):
+            raise UsageError(
+                f"cannot serve metrics on {host}:{port} ({exc.strerror}); "
+                "pass another --metrics-port, 0 for any free port, or --no-metrics"
+            ) from None
+    server = MetricsServer(registry, host, 0)
+    await server.start()
+    return server, f" (port {port} is taken; --metrics-port N to choose one)"
 
 
 async def _healthz(_request: web.Request) -> web.Response:

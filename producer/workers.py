@@ -50,7 +50,7 @@ from producer.console import LiveView, print_summary
 from producer.errors import EXIT_DEAD_LETTERED, EXIT_STREAM_UNUSABLE, EXIT_USAGE, UsageError
 from producer.histogram import Histogram, StreamHistograms
 from producer.local.process import ready_url, serve_command
-from producer.metrics import MetricsServer
+from producer.metrics import MetricsServer, start_metrics
 from producer.metrics_aggregate import (
     Family,
     Scrape,
@@ -584,21 +584,18 @@ async def run_workers(plan: WorkerPlan, out: TextIO = sys.stdout) -> RunResult:
             installed.append(sig)
     local: asyncio.subprocess.Process | None = None
     metrics: MetricsServer | None = None
+    note = ""
     try:
         endpoint = None
         if config.target.kind is TargetKind.LOCAL:
             local, endpoint = await _start_local(config, scratch)
         if config.metrics_port is not None:
-            metrics = MetricsServer(
-                build_aggregate_registry(sup.metrics_source), config.metrics_host, config.metrics_port
+            metrics, note = await start_metrics(
+                build_aggregate_registry(sup.metrics_source),
+                config.metrics_host,
+                config.metrics_port,
+                config.metrics_port_fallback,
             )
-            try:
-                await metrics.start()
-            except OSError as exc:
-                raise UsageError(
-                    f"cannot serve metrics on {config.metrics_host}:{config.metrics_port} ({exc.strerror}); "
-                    "pass another --metrics-port, 0 for any free port, or --no-metrics"
-                ) from None
         sup.workers = [
             Worker(
                 index=k,
@@ -610,13 +607,15 @@ async def run_workers(plan: WorkerPlan, out: TextIO = sys.stdout) -> RunResult:
             )
             for k, shard in enumerate(config.shard.split(plan.count))
         ]
+        if note and config.quiet and metrics is not None:
+            out.write(f"metrics: {metrics.url}{note}\n")
         if not config.quiet:
             url = metrics.url if metrics is not None else None
             if config.log_format == "json":
                 head = {"event": "workers", "run_id": run_id, "workers": plan.count, "metrics": url}
                 out.write(orjson.dumps(head | {"rate": config.rate}).decode() + "\n")
             else:
-                where = f"; metrics: {url}" if url else ""
+                where = f"; metrics: {url}{note}" if url else ""
                 out.write(f"run {run_id}: {plan.count} workers, {config.rate:g} events/s in all{where}\n")
             out.flush()
         started = time.monotonic()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from producer.metrics import DEFAULT_METRICS_PORT
 from tests.helpers import ThreadedLocalFirehose, run_cli
 
 
@@ -77,3 +80,47 @@ def test_bad_profile_file(tmp_path: Path) -> None:
     result = run_cli("run", "--profile", str(bad), "--output-dir", str(tmp_path))
     assert result.returncode == 2
     assert f"{bad}: rate.rate: must be a number of events per second > 0" in _one_error_line(result.stderr)
+
+
+@pytest.fixture
+def default_metrics_port_taken() -> Iterator[None]:
+    """The default metrics port held by someone else (this test, or whoever already has it)."""
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", DEFAULT_METRICS_PORT))
+        holder.listen()
+    except OSError:
+        pass  # already taken by another process: just as good
+    try:
+        yield
+    finally:
+        holder.close()
+
+
+def test_quick_start_moves_off_a_taken_default_metrics_port(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, default_metrics_port_taken: None
+) -> None:
+    monkeypatch.delenv("LOADGEN_METRICS_PORT")  # as on a fresh machine: the port is only the default
+    result = run_cli("run", "--rate", "20", "--duration", "1s", "--quiet", "--output-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    found = re.search(
+        r"^metrics: http://127\.0\.0\.1:(\d+)/metrics \(port (\d+) is taken", result.stdout, re.M
+    )
+    assert found, result.stdout
+    assert int(found[2]) == DEFAULT_METRICS_PORT and int(found[1]) != DEFAULT_METRICS_PORT
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_an_explicit_taken_metrics_port_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, default_metrics_port_taken: None, how: str
+) -> None:
+    monkeypatch.delenv("LOADGEN_METRICS_PORT")
+    args = ["run", "--rate", "20", "--duration", "1s", "--output-dir", str(tmp_path)]
+    if how == "flag":
+        args += ["--metrics-port", str(DEFAULT_METRICS_PORT)]
+    else:
+        monkeypatch.setenv("LOADGEN_METRICS_PORT", str(DEFAULT_METRICS_PORT))
+    result = run_cli(*args)
+    assert result.returncode == 2
+    line = _one_error_line(result.stderr)
+    assert f"cannot serve metrics on 127.0.0.1:{DEFAULT_METRICS_PORT}" in line

@@ -1,10 +1,10 @@
-"""A real image build and run with podman, where podman is installed (.ci/run installs it).
+"""A real image build and run with podman, (`make deps` installs podman).
 
 No registry is reachable for base images here, so the base is made from Debian's packages
 (debootstrap: bookworm's python3 is 3.11, the version the project is tested on) and imported,
 then passed as the Dockerfile's BASE_IMAGE. podman runs with runc and `default_ulimits = []`
-because crun and the default ulimits fail in this sandbox. Outside CI a missing podman skips
-with the reason; in CI (CI=true) it fails, so a missing install step cannot pass unnoticed.
+because crun and the default ulimits fail in this sandbox. `make test` installs podman first
+(`make deps`); a missing one fails the test, so a missing install step cannot pass unnoticed.
 """
 
 from __future__ import annotations
@@ -29,11 +29,9 @@ WORKDIR = "/var/lib/firehose-loadgen"
 
 
 def _need(tool: str) -> None:
+    # A failure, never a skip: `make test` installs these first (`make deps`).
     if shutil.which(tool) is None:
-        reason = f"{tool} is not installed (apt-get install podman runc debootstrap)"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        pytest.fail(f"{tool} is not installed: run `make deps` (Debian: podman runc debootstrap uidmap)")
 
 
 @pytest.fixture(scope="module")

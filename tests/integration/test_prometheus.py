@@ -26,7 +26,7 @@ DASHBOARD = REPO / "deploy" / "grafana" / "loadgen-dashboard.json"
 
 def _tool(name: str) -> str:
     path = shutil.which(name)
-    assert path, f"{name} is missing: .ci/run installs Debian's prometheus package"
+    assert path, f"{name} is missing: `make deps` installs Debian's prometheus package"
     return path
 
 

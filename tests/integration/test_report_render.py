@@ -20,7 +20,7 @@ WIDTH, HEIGHT = 1200, 1400
 
 def _chromium() -> str:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
-    # A failure, not a skip: CI installs it (.ci/run), and a skipped render test proves nothing.
+    # A failure, not a skip: `make test` installs it (`make deps`), and a skipped render test proves nothing.
     assert found, "headless Chromium is needed for this test: apt-get install -y chromium"
     return found
 

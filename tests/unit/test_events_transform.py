@@ -23,8 +23,7 @@ WEIGHTS = {"web": 1.0, "mobile": 1.0, "iot": 1.0}
 
 @pytest.fixture(scope="module")
 def transform() -> ModuleType:
-    if not TRANSFORM.is_file():
-        pytest.skip("deploy/lambda/transform.py is not there yet")
+    assert TRANSFORM.is_file(), f"{TRANSFORM} is missing"
     spec = importlib.util.spec_from_file_location("loadgen_transform_for_events", TRANSFORM)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

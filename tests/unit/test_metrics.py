@@ -109,7 +109,7 @@ def test_scrape_reads_the_counters_as_they_move() -> None:
 
 def test_promtool_accepts_the_exposition() -> None:
     promtool = shutil.which("promtool")
-    assert promtool, "promtool is missing: .ci/run installs Debian's prometheus package"
+    assert promtool, "promtool is missing: `make deps` installs Debian's prometheus package"
     telemetry = _telemetry()
     telemetry.streams[0].accepted = 5
     text = generate_latest(build_registry(telemetry))
