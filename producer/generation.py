@@ -111,19 +111,36 @@ async def generate(
     items: list[bytes] = []
     sizes: list[int] = []
 
-    async def flush() -> None:
-        # Every stream takes the chunk before any wait (offer_many under --on-full block), so
-        # a wait cancelled by a signal leaves no stream short of events the others have.
+    async def flush() -> bool:
+        """Offer the chunk; False once the run's duration has passed (generation stops there).
+
+        Every stream takes the chunk before any wait (offer_many under --on-full block), so
+        a wait cancelled by a signal or by the end of the duration leaves no stream short of
+        events the others have."""
         full = [c for c in current if c.offer_many(items, sizes)]
         if full:
             publish()
             for channel in full:
-                await channel.wait_for_space()  # backpressure: the stream is full
+                # Backpressure: the stream is full. The wait ends at the end of the duration at
+                # the latest: at a rate the streams cannot take, the backlog is not generated
+                # after the deadline; it is the schedule's shortfall.
+                left = pacer.ends_at - pacer.clock()
+                if left <= 0:
+                    return False
+                try:
+                    async with asyncio.timeout(left):
+                        await channel.wait_for_space()
+                except TimeoutError:
+                    return False
+        return not pacer.past_end()
 
+    on_time = True
     async for due in pacer.ticks(stop):
         progress.target_rate = pacer.counter.current_rate
         now = time.time()
         for _ in range(due):
+            if not on_time:
+                break  # past the duration: an event made now would not be on time
             event = generator.next_event(now)
             if shard is not None:
                 event["event_id"] = shard.stamp(event["event_id"])
@@ -141,18 +158,18 @@ async def generate(
             chans = targets[source]
             if chans is not current:
                 if items:
-                    await flush()
+                    on_time = await flush()
                     items, sizes = [], []
                 current = chans
             items.append(encode_held(data))
             sizes.append(len(data))
             if len(items) >= CHUNK_RECORDS:
-                await flush()
+                on_time = await flush()
                 items, sizes = [], []
         if items:
-            await flush()
+            on_time = await flush()
             items, sizes = [], []
         publish()
         progress.malformed = encoder.malformed
-        if not any(c.usable for c in channels):
+        if not on_time or not any(c.usable for c in channels):
             break

@@ -221,13 +221,20 @@ class Pacer:
         self.clock = clock
         self._wait = wait
         self.counter = DueCounter(rate_at)
+        self.ends_at = math.inf  # set by the first tick
 
     @property
     def issued(self) -> int:
         return self.counter.issued
 
+    def past_end(self) -> bool:
+        """Whether ``duration_s`` has passed since the first tick: a consumer still working
+        through a late tick stops there (what was not made on time is the shortfall)."""
+        return self.clock() >= self.ends_at
+
     async def ticks(self, stop: asyncio.Event) -> AsyncIterator[int]:
         start = self.clock()
+        self.ends_at = start + self.duration_s
         while not stop.is_set():
             elapsed = min(self.clock() - start, self.duration_s)
             n = self.counter.advance(elapsed)
