@@ -21,6 +21,7 @@ from producer.config import RunConfig, TargetKind
 from producer.console import LiveView, print_summary
 from producer.errors import (
     EXIT_DEAD_LETTERED,
+    EXIT_INCOMPLETE,
     EXIT_OK,
     EXIT_STREAM_UNUSABLE,
     StreamUnusable,
@@ -44,7 +45,7 @@ from producer.retry import Decision, classify_request_error
 from producer.schedule import scaled
 from producer.sender import StreamChannel
 from producer.signals import Signals, first_done
-from producer.spool import Spool
+from producer.spool import Spool, check_spool_path
 from producer.stats import ScheduleCheck, StreamStats
 
 
@@ -134,6 +135,12 @@ async def _load(
 ) -> RunResult:
     target = config.target
     dead_letter = config.dead_letter or config.output_dir / "dead-letter" / f"{run_id}.jsonl"
+    problem = check_spool_path(dead_letter)
+    if problem is not None:
+        raise UsageError(
+            f"cannot write the dead-letter spool {dead_letter}: {problem}; "
+            "pass a writable file with --dead-letter"
+        )
     spool = Spool(dead_letter)
     started = time.monotonic()
     progress = Progress(by_source=telemetry.events_by_source, target_rate=config.rate)
@@ -186,16 +193,23 @@ async def _load(
             config.duration_s + schedule.tolerance_s,
             lambda: schedule.mark(progress.events, config.duration_s),
         )
-        if not await first_done(gen_task, signals.stop):
-            gen_task.cancel()  # a signal: generation may be blocked on a full stream
+        stopping = asyncio.ensure_future(_first_set(signals.stop, spool.broken))
+        await asyncio.wait([gen_task, stopping], return_when=asyncio.FIRST_COMPLETED)
+        if not gen_task.done():
+            # A signal, or a spool that cannot take records any more: generation may be blocked
+            # on a full stream.
+            gen_task.cancel()
+        stopping.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await gen_task
         on_time.cancel()
         schedule.mark(progress.events, time.monotonic() - gen_started)
-        closing = asyncio.ensure_future(asyncio.gather(*(c.close(config.shutdown_grace_s) for c in channels)))
-        if not await first_done(closing, signals.abort):
-            await asyncio.gather(*(c.abort() for c in channels))
-        await closing
+        if spool.broken.is_set():
+            print(
+                f"error: {spool.failure}; generation stopped, records given up from now on are lost",
+                file=sys.stderr,
+            )
+        await _close(channels, config, signals)
         if live_task is not None:
             live_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -208,6 +222,36 @@ async def _load(
     print_summary(summary, out, config.log_format)
     _report_delivery_problems(summary, stats)
     return RunResult(summary, _exit_code(stats))
+
+
+async def _first_set(*events: asyncio.Event) -> None:
+    waits = [asyncio.create_task(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+
+
+async def _close(channels: Sequence[StreamChannel], config: RunConfig, signals: Signals) -> None:
+    """The end of a run. Without a signal it drains: delivery goes on until every record held is
+    accepted or has used its attempts and time-to-live, for --drain-timeout at most. A signal
+    (before or during the drain) gives the rest --shutdown-grace; a second one aborts."""
+    if signals.stop.is_set():
+        wait_s, reason, message = config.shutdown_grace_s, "ShutdownDeadline", GRACE_OVER
+    else:
+        wait_s, reason, message = config.drain_timeout_s, "DrainTimeout", DRAIN_OVER
+    closing = asyncio.ensure_future(asyncio.gather(*(c.close(wait_s, reason, message) for c in channels)))
+    if reason == "DrainTimeout" and not await first_done(closing, signals.stop):
+        for c in channels:
+            c.cut_short(config.shutdown_grace_s, "ShutdownDeadline", GRACE_OVER)
+    if not await first_done(closing, signals.abort):
+        await asyncio.gather(*(c.abort() for c in channels))
+    await closing
+
+
+GRACE_OVER = "shutdown grace period ended before delivery"
+DRAIN_OVER = "--drain-timeout ended before delivery"
 
 
 def _report_delivery_problems(summary: dict[str, Any], stats: list[StreamStats]) -> None:
@@ -230,6 +274,8 @@ def _report_delivery_problems(summary: dict[str, Any], stats: list[StreamStats])
 
 
 def _exit_code(stats: list[StreamStats]) -> int:
+    if not all(s.balanced for s in stats):
+        return EXIT_INCOMPLETE
     if stats and all(s.stopped_reason for s in stats):
         return EXIT_STREAM_UNUSABLE
     if any(s.dead_lettered for s in stats):

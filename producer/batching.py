@@ -38,6 +38,9 @@ class Batch:
     # until an attempt fails.
     errors: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
+    # Per record, whether an attempt may have reached Firehose without an answer (a timeout, a
+    # dropped connection): such a record may end up delivered twice. Empty until one did.
+    unsure: list[bool] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.data)
@@ -53,6 +56,13 @@ class Batch:
         self.errors = [code] * len(self.data)
         self.messages = [message] * len(self.data)
 
+    def mark_unsure(self) -> int:
+        """Every record's last attempt may have been delivered; returns how many were not
+        marked so already (each record counts once as a possible duplicate, however often)."""
+        before = sum(self.unsure)
+        self.unsure = [True] * len(self.data)
+        return len(self.data) - before
+
     def keep(
         self, indexes: list[int], codes: list[str], messages: list[str], size_of: Callable[[bytes], int] = len
     ) -> None:
@@ -60,6 +70,9 @@ class Batch:
         gives a record's own length from its held form."""
         data = self.data
         self.data = [data[i] for i in indexes]
+        if self.unsure:
+            unsure = self.unsure
+            self.unsure = [unsure[i] for i in indexes]
         self.size = sum(map(size_of, self.data))
         self.errors = codes
         self.messages = messages
@@ -69,6 +82,7 @@ class Batch:
         self.size = 0
         self.errors = []
         self.messages = []
+        self.unsure = []
 
 
 def single(item: bytes, size: int, now: float) -> Batch:

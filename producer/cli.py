@@ -203,10 +203,29 @@ def run(
     shutdown_grace: Annotated[
         str,
         typer.Option(
-            help="On stop, how long in-flight sends and retries may finish before the rest is spooled.",
+            help="On SIGINT/SIGTERM, how long in-flight sends and retries may finish before the rest "
+            "is spooled.",
             envvar="LOADGEN_SHUTDOWN_GRACE",
         ),
     ] = "10s",
+    drain_timeout: Annotated[
+        str | None,
+        typer.Option(
+            help="At the end of --duration, how long sends and retries may go on until every record "
+            "is accepted or has used its attempts/TTL. Default: --record-ttl plus --call-timeout, so "
+            "the drain never cuts a record still within its time-to-live.",
+            envvar="LOADGEN_DRAIN_TIMEOUT",
+            show_default=False,
+        ),
+    ] = None,
+    call_timeout: Annotated[
+        str,
+        typer.Option(
+            help="Total deadline of one PutRecordBatch call; its records are then retried as "
+            "outcome unknown (possible duplicates).",
+            envvar="LOADGEN_CALL_TIMEOUT",
+        ),
+    ] = "30s",
     quiet: Annotated[
         bool, typer.Option("--quiet", help="No live line; summary only.", envvar="LOADGEN_QUIET")
     ] = False,
@@ -317,6 +336,13 @@ def run(
     ):
         if value < low:
             raise UsageError(f"{name} must be at least {low}, got {value}")
+    call_timeout_s = _positive("--call-timeout", call_timeout)
+    record_ttl_s = _duration("--record-ttl", record_ttl) or 0.0
+    drain_timeout_s = (
+        record_ttl_s + call_timeout_s
+        if drain_timeout is None
+        else _duration("--drain-timeout", drain_timeout)
+    ) or 0.0
     try:
         shard = resolve_shard(shard_index, shard_count, {})
     except ValueError as exc:
@@ -346,11 +372,11 @@ def run(
             max_in_flight=max_in_flight,
             max_held_records=max_held,
             on_full=on_full.value,
+            call_timeout_s=call_timeout_s,
         ),
-        retry=RetryPolicy(
-            max_attempts=max_attempts, record_ttl_s=_duration("--record-ttl", record_ttl) or 0.0
-        ),
+        retry=RetryPolicy(max_attempts=max_attempts, record_ttl_s=record_ttl_s),
         shutdown_grace_s=_duration("--shutdown-grace", shutdown_grace) or 0.0,
+        drain_timeout_s=drain_timeout_s,
         live_interval_s=1.0,
         quiet=quiet,
         log_format=log_format.value,

@@ -59,3 +59,5 @@ class RunConfig:
     shard: Shard = field(default_factory=lambda: Shard(0, 1))  # this producer's part of the load
     # One id for the whole run (--run-id): --workers children and multi-machine shards share it.
     run_id: str | None = None
+    # At the end of the duration (no signal): how long delivery may go on (--drain-timeout).
+    drain_timeout_s: float = 150.0

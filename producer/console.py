@@ -224,6 +224,12 @@ def print_summary(summary: dict[str, Any], out: TextIO = sys.stdout, log_format:
         if s.get("dead_lettered_by_reason"):
             reasons = ", ".join(f"{k} {v:,}" for k, v in s["dead_lettered_by_reason"].items())
             console.print(f"{name} dead-lettered: {reasons}", highlight=False, markup=False)
+        if s.get("lost"):
+            console.print(
+                f"{name} lost: {s['lost']:,} records neither accepted nor spooled (books incomplete)",
+                highlight=False,
+                markup=False,
+            )
     if summary.get("output_dir"):
         console.print(f"delivered objects: {summary['output_dir']}", highlight=False, markup=False)
     if summary.get("dead_letter_path"):

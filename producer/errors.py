@@ -6,6 +6,9 @@ EXIT_OK = 0
 EXIT_DEAD_LETTERED = 1
 EXIT_USAGE = 2
 EXIT_STREAM_UNUSABLE = 3
+# The run's books do not balance: records neither accepted nor dead-lettered (a spool that
+# could not be written, a --workers process that died without its summary).
+EXIT_INCOMPLETE = 4
 
 
 class LoadgenError(Exception):

@@ -80,7 +80,9 @@ def _translate(exc: Exception) -> Exception:
         return TransportError("ReadTimeout", str(exc), maybe_sent=True)
     if isinstance(exc, ConnectionClosedError):
         return TransportError("ConnectionClosed", str(exc), maybe_sent=True)
-    if isinstance(exc, ConnectTimeoutError | EndpointConnectionError):
+    if isinstance(exc, ConnectTimeoutError):
+        return TransportError("ConnectTimeout", str(exc), maybe_sent=False)
+    if isinstance(exc, EndpointConnectionError):
         return TransportError("ConnectionError", str(exc), maybe_sent=False)
     if isinstance(exc, BotoCoreError):
         return TransportError(type(exc).__name__, str(exc), maybe_sent=True)

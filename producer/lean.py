@@ -26,6 +26,7 @@ import aiohttp
 import orjson
 from botocore.auth import SigV4Auth, _host_from_url
 from botocore.awsrequest import AWSRequest
+from botocore.exceptions import BotoCoreError
 
 from producer.firehose import ApiError, TransportError
 from producer.wire import BASE64, WireFormat
@@ -183,11 +184,19 @@ class LeanFirehoseClient:
     async def put_record_batch(self, stream: str, data: list[bytes]) -> dict[str, Any]:
         """``data``: the records in ``self.wire`` form (base64)."""
         body, split = encode_batch(stream, data)
-        headers = await self.signed_headers(body, self.payload_hashes.digest(data, body, split))
+        try:
+            headers = await self.signed_headers(body, self.payload_hashes.digest(data, body, split))
+        except BotoCoreError as exc:
+            # A credential refresh that failed (credential_process, SSO, a role): nothing was
+            # sent, and the next attempt may find working credentials, as botocore's may.
+            raise TransportError("CredentialError", str(exc), maybe_sent=False) from exc
         try:
             async with self._http.post(self._url, data=body, headers=headers) as response:
                 raw = await response.read()
                 status = response.status
+        except aiohttp.ConnectionTimeoutError as exc:
+            # No connection within the connect timeout: nothing was sent, no duplicate possible.
+            raise TransportError("ConnectTimeout", str(exc) or "connect timeout", maybe_sent=False) from exc
         except TimeoutError as exc:
             raise TransportError("ReadTimeout", str(exc) or "read timeout", maybe_sent=True) from exc
         except aiohttp.ClientConnectorError as exc:
@@ -197,7 +206,12 @@ class LeanFirehoseClient:
         except aiohttp.ClientError as exc:
             raise TransportError(type(exc).__name__, str(exc), maybe_sent=True) from exc
         if status < 300:
-            parsed = orjson.loads(raw) if raw else {}
+            try:
+                parsed = orjson.loads(raw) if raw else {}
+            except orjson.JSONDecodeError:
+                # A 200 that is not the API's answer (an HTML page from a proxy or load
+                # balancer): nobody knows whether the records got through; retried.
+                raise TransportError("MalformedResponse", "answer is not JSON", maybe_sent=True) from None
             if not isinstance(parsed, dict):
                 raise TransportError("MalformedResponse", "answer is not a JSON object", maybe_sent=True)
             return parsed

@@ -36,7 +36,7 @@ from producer.stats import StreamStats
 DEFAULT_METRICS_PORT = 9450
 # Label values are bounded: outcomes and reasons are fixed lists; unknown error codes fold
 # into "other" so a misbehaving endpoint cannot blow up the series count.
-OUTCOMES = ("sent", "accepted", "failed_attempt", "retried", "dead_lettered", "dropped")
+OUTCOMES = ("sent", "accepted", "failed_attempt", "retried", "dead_lettered", "dropped", "lost")
 DEAD_LETTER_REASONS = (
     "RecordTooLarge",
     "RetriesExhausted",
@@ -44,8 +44,11 @@ DEAD_LETTER_REASONS = (
     "StreamStopped",
     "Dropped",
     "ShutdownDeadline",
+    "DrainTimeout",
+    "OutcomeUnknown",
     "Aborted",
     "NonRetryable",
+    "ProducerError",
 )
 ERROR_CODES = (
     "ServiceUnavailableException",
@@ -57,8 +60,11 @@ ERROR_CODES = (
     "InvalidKMSResourceException",
     "AccessDeniedException",
     "ConnectionError",
+    "ConnectTimeout",
     "ConnectionClosed",
     "ReadTimeout",
+    "CallTimeout",
+    "CredentialError",
     "MalformedResponse",
     "other",
 )
@@ -95,6 +101,7 @@ def _outcomes(s: StreamStats) -> dict[str, int]:
         "retried": s.retried_records,
         "dead_lettered": s.dead_lettered,
         "dropped": s.dead_by_reason.get("Dropped", 0),
+        "lost": s.lost,
     }
 
 
@@ -141,7 +148,8 @@ class LoadgenCollector(Collector):
             "Records by outcome. sent: taken for the stream; accepted: acknowledged by Firehose; "
             "failed_attempt: record attempts Firehose refused or that got no answer; retried: "
             "records scheduled for another attempt; dead_lettered: given up and written to the "
-            "spool (dropped ones included); dropped: refused under --on-full drop.",
+            "spool (dropped ones included); dropped: refused under --on-full drop; lost: given up "
+            "but the spool could not take them (the run's books are then incomplete, exit 4).",
             labels=["stream", "outcome"],
         )
         sent_bytes = CounterMetricFamily(

@@ -14,6 +14,7 @@ A failed remainder waits out its backoff on a timer (not in a worker), then goes
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections import deque
@@ -26,8 +27,14 @@ from producer.batching import Accumulator, Batch, single
 from producer.firehose import ApiError, TransportError
 from producer.histogram import StreamHistograms
 from producer.ratecontrol import AdaptiveRate, RateControlSettings
-from producer.retry import THROTTLING_CODES, Decision, RetryPolicy, classify_request_error
-from producer.spool import Spool
+from producer.retry import (
+    FATAL_REQUEST_CODES,
+    THROTTLING_CODES,
+    Decision,
+    RetryPolicy,
+    classify_request_error,
+)
+from producer.spool import Spool, SpoolError
 from producer.stats import StreamStats
 from producer.wire import WireFormat
 
@@ -58,6 +65,12 @@ class ChannelSettings:
     max_batch_records: int = limits.MAX_BATCH_RECORDS
     max_batch_bytes: int = limits.MAX_BATCH_BYTES
     rate_control: RateControlSettings = field(default_factory=RateControlSettings)
+    # Total deadline of one PutRecordBatch call, connect to last byte of the answer. The
+    # transport's own timeouts are per socket operation, so an endpoint that dribbles a byte
+    # every few seconds never trips them. 30 s is far above a healthy call (well under a
+    # second, and a full 4 MiB batch takes ~17 s even at 2 Mbit/s), yet bounds a stuck one;
+    # the records of a call cut here are retried as "outcome unknown" (possible duplicates).
+    call_timeout_s: float = 30.0
 
 
 class StreamChannel:
@@ -108,6 +121,12 @@ class StreamChannel:
         self._closed = asyncio.Event()
         self._dispatcher: asyncio.Task[None] | None = None
         self._closing = False
+        # The end of close(): when it comes, why, and whether new calls may still start.
+        self._ended = asyncio.Event()
+        self._end_reason = ("ShutdownDeadline", "shutdown grace period ended before delivery")
+        self._end_at = math.inf
+        self._end_timers: list[asyncio.TimerHandle] = []
+        self._no_new_calls = False
 
     # -- producer side -------------------------------------------------------------------------
 
@@ -229,26 +248,74 @@ class StreamChannel:
             exc = task.exception()
             self._stop_stream(f"internal error in the sender: {type(exc).__name__}: {exc}", "ProducerError")
 
-    async def close(self, grace_s: float) -> None:
-        """Flush the open batch, let sends and retries finish for ``grace_s``, spool the rest.
-        Idempotent; a concurrent ``abort()`` cuts the grace short."""
+    async def close(
+        self,
+        wait_s: float,
+        reason: str = "ShutdownDeadline",
+        message: str = "shutdown grace period ended before delivery",
+    ) -> None:
+        """Flush the open batch, then keep sending and retrying until every record held is
+        accepted or given up by its own attempts and time-to-live, for ``wait_s`` at most.
+
+        Near the end (``min(call_timeout_s, wait_s / 2)`` before it) no new call starts, and
+        what waits is spooled with ``reason``, so the calls in flight can answer and their
+        outcome is known; a call still unanswered at the end is cut and its records spooled as
+        OutcomeUnknown (possible duplicates). Idempotent; ``abort()`` cuts it short,
+        ``cut_short()`` brings the end nearer (a signal during the end-of-run drain)."""
         if self._closing:
             await self._closed.wait()
             return
         self._closing = True
         self._flush_open()
+        self._set_end(wait_s, reason, message)
         self._check_drained()
-        waits = [asyncio.create_task(self._drained.wait()), asyncio.create_task(self._aborted.wait())]
+        waits = [
+            asyncio.create_task(self._drained.wait()),
+            asyncio.create_task(self._aborted.wait()),
+            asyncio.create_task(self._ended.wait()),
+        ]
         try:
-            await asyncio.wait(waits, timeout=grace_s, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for w in waits:
                 w.cancel()
+            for timer in self._end_timers:
+                timer.cancel()
         if self._aborted.is_set():
             await self._stop_sending("Aborted", "run aborted before delivery")
         else:
-            await self._stop_sending("ShutdownDeadline", "shutdown grace period ended before delivery")
+            await self._stop_sending(*self._end_reason)
         self._closed.set()
+
+    def cut_short(self, wait_s: float, reason: str, message: str) -> None:
+        """End ``close()`` within ``wait_s`` from now if that is sooner than planned."""
+        if not self._closing or self._closed.is_set():
+            return
+        if asyncio.get_running_loop().time() + wait_s < self._end_at:
+            self._set_end(wait_s, reason, message)
+
+    def _set_end(self, wait_s: float, reason: str, message: str) -> None:
+        loop = asyncio.get_running_loop()
+        for timer in self._end_timers:
+            timer.cancel()
+        self._end_reason = (reason, message)
+        self._end_at = loop.time() + wait_s
+        last_call_at = self._end_at - min(self._settings.call_timeout_s, wait_s / 2)
+        self._end_timers = [
+            loop.call_at(self._end_at, self._ended.set),
+            loop.call_at(last_call_at, self._stop_new_calls),
+        ]
+
+    def _stop_new_calls(self) -> None:
+        """No call starts from now on; what waits for one is spooled with the end's reason."""
+        self._no_new_calls = True
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+        in_flight = dict(self._in_request)
+        self._in_request.clear()
+        self._spool_everything(*self._end_reason)
+        self._in_request.update(in_flight)
+        self._check_drained()
 
     async def abort(self) -> None:
         """Stop at once and spool everything not yet accepted (a second Ctrl-C)."""
@@ -263,9 +330,12 @@ class StreamChannel:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        # A cancelled call may or may not have been accepted: spooled, and counted as such.
-        for batch in self._in_request.values():
-            self.stats.possible_duplicates += len(batch)
+        # A call cut off unanswered may or may not have been accepted: nobody can know.
+        unknown = list(self._in_request.values())
+        self._in_request.clear()
+        for batch in unknown:
+            self.stats.possible_duplicates += batch.mark_unsure()
+            self._give_up(batch, "OutcomeUnknown", "", f"call unanswered when cut off ({message})")
         self._spool_everything(reason, message)
 
     def _spool_everything(self, reason: str, message: str) -> None:
@@ -366,24 +436,34 @@ class StreamChannel:
         stats.requests += 1
         stats.in_flight += 1
         try:
-            response = await self._client.put_record_batch(self.name, batch.data)
+            async with asyncio.timeout(self._settings.call_timeout_s) as deadline:
+                response = await self._client.put_record_batch(self.name, batch.data)
         except ApiError as exc:
             answered = False
+            stats.failed_record_attempts += count
             self._request_failed(batch, exc.code, exc.http_status, exc.message)
-        except TransportError as exc:
+        except (TransportError, TimeoutError) as exc:
             answered = False
-            batch.mark_failed(exc.code, exc.message)
+            stats.failed_record_attempts += count
+            if isinstance(exc, TransportError):
+                code, message, maybe_sent = exc.code, exc.message, exc.maybe_sent
+            elif deadline.expired():
+                code, maybe_sent = "CallTimeout", True
+                message = f"no complete answer within --call-timeout {self._settings.call_timeout_s:g}s"
+            else:
+                raise
+            batch.mark_failed(code, message)
             stats.failed_requests += 1
-            stats.failures_by_code[exc.code] += 1
-            if exc.maybe_sent:
-                stats.possible_duplicates += count
+            stats.failures_by_code[code] += 1
+            if maybe_sent:
+                stats.possible_duplicates += batch.mark_unsure()
             self.rate.on_result(accepted=0, throttled=0)
         else:
             answered = True
             self._read_response(batch, response)
+            stats.failed_record_attempts += len(batch.data)
         finally:
             stats.in_flight -= 1
-        stats.failed_record_attempts += len(batch.data)
         h = self.histograms
         h.request_seconds.observe(self._clock() - started)
         h.batch_records.observe(count)
@@ -394,6 +474,9 @@ class StreamChannel:
     def _after_attempt(self, batch: Batch, answered: bool) -> None:
         self._retry_or_give_up(batch)
         if not batch.data:
+            return
+        if self._no_new_calls:
+            self._give_up_at_end(batch)
             return
         self.stats.retried_records += len(batch.data)
         delay = self._policy.delay_s(batch.attempts, self._rng, answered)
@@ -409,7 +492,29 @@ class StreamChannel:
         if self.stats.stopped_reason:
             self._give_up(batch, "StreamStopped", "", self.stats.stopped_reason)
             return
+        if self._no_new_calls:
+            self._give_up_at_end(batch)
+            return
         self._retries.append(batch)
+        self._work.set()
+
+    def _split(self, batch: Batch) -> None:
+        """Resend ``batch`` as two halves, first in line; ``batch`` is left empty."""
+        half = len(batch) // 2
+        parts = []
+        for lo, hi in ((0, half), (half, len(batch))):
+            data = batch.data[lo:hi]
+            part = Batch(data, sum(map(self.wire.size, data)), batch.oldest_at, batch.newest_at)
+            part.attempts, part.first_attempt_at = batch.attempts, batch.first_attempt_at
+            part.errors, part.messages = batch.errors[lo:hi], batch.messages[lo:hi]
+            part.unsure = batch.unsure[lo:hi]
+            parts.append(part)
+        batch.data, batch.size = [], 0
+        if self._no_new_calls:
+            for part in parts:
+                self._give_up_at_end(part)
+            return
+        self._retries.extendleft(reversed(parts))
         self._work.set()
 
     # -- answers -------------------------------------------------------------------------------
@@ -421,8 +526,18 @@ class StreamChannel:
         stats.failed_requests += 1
         stats.failures_by_code[code] += 1
         if classify_request_error(code, status) is Decision.GIVE_UP:
-            self._give_up(batch, "NonRetryable", code, message)
-            self._stop_stream(f"{code}: {message}", code)
+            if code in FATAL_REQUEST_CODES:
+                # The stream itself cannot be used (missing, access denied...): stop it.
+                self._give_up(batch, "NonRetryable", code, message)
+                self._stop_stream(f"{code}: {message}", code)
+            elif status == 413 and len(batch) > 1:
+                # Something between us and Firehose takes smaller bodies than the API does:
+                # the halves go first, each with the attempts the whole had.
+                self._split(batch)
+            else:
+                # An error about this call (an unknown 4xx, a lone record too large for the
+                # path): its records are given up, the stream goes on.
+                self._give_up(batch, "NonRetryable", code, message)
             return
         throttled = len(batch.data) if code in THROTTLING_CODES else 0
         stats.throttled_records += throttled
@@ -431,25 +546,25 @@ class StreamChannel:
     def _read_response(self, batch: Batch, response: dict[str, Any]) -> None:
         stats = self.stats
         count = len(batch.data)
-        failed_count = int(response.get("FailedPutCount", 0))
-        entries = response.get("RequestResponses") or []
-        if failed_count == 0 and len(entries) == count:
-            self._accepted(batch, count, batch.size)
-            self.rate.on_result(accepted=count, throttled=0)
-            batch.clear()
-            return
-        if len(entries) != count:
-            # Cannot tell which records failed: resend all, and say they may be duplicates.
+        entries = response.get("RequestResponses")
+        if not isinstance(entries, list) or len(entries) != count:
+            # Cannot tell which records failed: a failed call; resend all, and say they may be
+            # duplicates.
+            got = len(entries) if isinstance(entries, list) else 0
+            stats.failed_requests += 1
             stats.failures_by_code["MalformedResponse"] += 1
-            stats.possible_duplicates += count
-            batch.mark_failed("MalformedResponse", f"{len(entries)} RequestResponses for {count} records")
+            stats.possible_duplicates += batch.mark_unsure()
+            batch.mark_failed("MalformedResponse", f"{got} RequestResponses for {count} records")
+            self.rate.on_result(accepted=0, throttled=0)
             return
+        # Each entry is read even when FailedPutCount says 0: an entry with an ErrorCode was not
+        # accepted, whatever the count says.
         indexes: list[int] = []
         codes: list[str] = []
         messages: list[str] = []
         throttled = 0
         for index, entry in enumerate(entries):
-            code = entry.get("ErrorCode")
+            code = entry.get("ErrorCode") if isinstance(entry, dict) else "MalformedResponse"
             if code:
                 indexes.append(index)
                 codes.append(code)
@@ -496,12 +611,23 @@ class StreamChannel:
         count = len(batch.data)
         if not count:
             return
-        self._spool.write(self.name, batch, reason, code, message, self.wire.decode)
-        self.stats.dead_lettered += count
-        self.stats.dead_by_reason[reason] += count
+        try:
+            self._spool.write(self.name, batch, reason, code, message, self.wire.decode)
+        except SpoolError:
+            # Neither accepted nor spooled: counted as lost, and the run stops taking records
+            # it could not account for (app.py watches the spool).
+            self.stats.lost += count
+        else:
+            self.stats.dead_lettered += count
+            self.stats.dead_by_reason[reason] += count
         batch.clear()
         if held:
             self._release(count)
+
+    def _give_up_at_end(self, batch: Batch) -> None:
+        """No call starts any more (the end of close() is near): spool with its reason."""
+        reason, message = self._end_reason
+        self._give_up(batch, reason, "", message)
 
     def _release(self, count: int) -> None:
         self.stats.held -= count

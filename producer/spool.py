@@ -3,14 +3,18 @@
 One line: ``{"stream", "reason", "error_code", "message", "attempts", "first_attempt_at",
 "last_attempt_at", "data"}``; times are Unix seconds (null when never sent), ``data`` is the
 record's bytes in base64. ``reason`` says why the producer gave up (RetriesExhausted,
-RecordExpired, RecordTooLarge, StreamStopped, Dropped, ShutdownDeadline, Aborted, or the
-service's non-retryable ErrorCode); ``error_code`` is the last error the service or transport
-gave for the record. ``firehose-loadgen replay PATH`` resends a spool.
+RecordExpired, RecordTooLarge, StreamStopped, Dropped, DrainTimeout, ShutdownDeadline,
+OutcomeUnknown, Aborted, NonRetryable, ProducerError); ``error_code`` is the last error the
+service or transport gave for the record. ``firehose-loadgen replay PATH`` resends a spool.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
+import os
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +23,34 @@ from typing import IO
 import orjson
 
 from producer.batching import Batch
+
+
+class SpoolError(Exception):
+    """The spool could not take records: they are neither accepted nor dead-lettered."""
+
+
+def check_spool_path(path: Path) -> str | None:
+    """Why records could not be spooled at ``path`` (None if they can), checked before a run
+    takes its first record: a regular file that exists must be writable; otherwise its
+    nearest existing folder must let us create it."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        parent = path.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            return f"{parent} is not a folder"
+        if not os.access(parent, os.W_OK | os.X_OK):
+            return f"cannot create files in {parent} (permission denied)"
+        return None
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file"
+    if not os.access(path, os.W_OK):
+        return "not writable (permission denied)"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +72,9 @@ class Spool:
         self.path = path
         self._file: IO[bytes] | None = None
         self.count = 0
+        # Set, with why, at the first write that fails; every later write fails at once.
+        self.failure = ""
+        self.broken = asyncio.Event()
 
     def write(
         self,
@@ -55,6 +90,25 @@ class Spool:
         turns the batch's held form back into the record (producer/wire.py)."""
         if not batch.data:
             return
+        if self.failure:
+            raise SpoolError(self.failure)
+        try:
+            self._append(stream, batch, reason, error_code, message, decode)
+        except OSError as exc:
+            self.failure = f"cannot write the dead-letter spool {self.path}: {exc.strerror or exc}"
+            self.broken.set()
+            raise SpoolError(self.failure) from None
+        self.count += len(batch.data)
+
+    def _append(
+        self,
+        stream: str,
+        batch: Batch,
+        reason: str,
+        error_code: str,
+        message: str,
+        decode: Callable[[bytes], bytes] | None,
+    ) -> None:
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open("ab")
@@ -77,11 +131,12 @@ class Spool:
             lines.append(orjson.dumps(entry) + b"\n")
         self._file.write(b"".join(lines))
         self._file.flush()
-        self.count += len(batch.data)
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
+            # Every write was flushed (and failed there, if it could not be written).
+            with contextlib.suppress(OSError):
+                self._file.close()
             self._file = None
 
 

@@ -14,13 +14,17 @@ RateProbe = Callable[[], tuple[float | None, float]]
 @dataclass(slots=True)
 class StreamStats:
     """``sent`` counts records the producer took for this stream; at the end of a run
-    ``sent == accepted + dead_lettered``. The rest are events, not record states."""
+    ``sent == accepted + dead_lettered + lost``, and ``lost`` is 0 unless the dead-letter spool
+    failed. The rest are events, not record states."""
 
     name: str
     target_rate: float = 0.0  # records/s the run asks of this stream (every event goes to it)
     sent: int = 0
     accepted: int = 0
     dead_lettered: int = 0
+    # Records given up on that the dead-letter spool could not take (a full disk): neither
+    # accepted nor spooled. Any makes the run's books incomplete (exit 4).
+    lost: int = 0
     retried_records: int = 0
     failed_record_attempts: int = 0  # record attempts that failed (per record, whole call or transport)
     throttled_records: int = 0
@@ -48,12 +52,18 @@ class StreamStats:
         """Records/s the stream accepted over the last couple of seconds."""
         return self.rate_probe()[1] if self.rate_probe else 0.0
 
+    @property
+    def balanced(self) -> bool:
+        """Every record taken is accounted for: accepted or dead-lettered, none lost."""
+        return self.lost == 0 and self.sent == self.accepted + self.dead_lettered
+
     def summary(self) -> dict[str, Any]:
         limit = self.current_limit
         return {
             "sent": self.sent,
             "accepted": self.accepted,
             "dead_lettered": self.dead_lettered,
+            "lost": self.lost,
             "retried_records": self.retried_records,
             "failed_record_attempts": self.failed_record_attempts,
             "throttled_records": self.throttled_records,

@@ -14,8 +14,10 @@ exact share of the rate and stamps its shard into event ids and seqs; the parent
   then SIGKILLs what is left;
 - sums the workers' summaries into the one run summary. A worker that ends without a summary
   is reported on stderr and under ``workers.failed``, its last scraped counters are added and
-  the summary says ``"complete": false``; the exit code is then at least 1, and 3 when no
-  worker left anything to count.
+  the summary says ``"complete": false``, and what it had taken but not settled by its last
+  scrape is counted as ``lost`` (per stream, and per worker under ``workers.failed``); the
+  exit code is then 4 (the run's books are incomplete), and 3 when no worker left anything
+  to count.
 
 Workers run in their own sessions, so a Ctrl-C reaches only the parent, which forwards it in
 order: workers first, the local Firehose last, after they have stopped sending.
@@ -47,7 +49,7 @@ from producer import pipeline
 from producer.app import RunResult, new_run_id
 from producer.config import RunConfig, TargetKind
 from producer.console import LiveView, print_summary
-from producer.errors import EXIT_DEAD_LETTERED, EXIT_STREAM_UNUSABLE, EXIT_USAGE, UsageError
+from producer.errors import EXIT_INCOMPLETE, EXIT_STREAM_UNUSABLE, EXIT_USAGE, UsageError
 from producer.histogram import Histogram, StreamHistograms
 from producer.local.process import ready_url, serve_command
 from producer.metrics import MetricsServer, start_metrics
@@ -255,6 +257,9 @@ def scraped_counts(scrape: Scrape, streams: Sequence[str]) -> dict[str, Any]:
             "failed_requests": failed,
             "bytes_sent": int(value(scrape, "loadgen_sent_bytes", stream=name)),
         }
+        # What the worker had taken and not yet settled when it died is nobody's to count now:
+        # lost, so that the merged books still add up (sent == accepted + dead_lettered + lost).
+        counts["lost"] = counts["sent"] - counts["accepted"] - counts["dead_lettered"]
         out[name] = counts
     # Every event is offered to every stream it is routed to, so the busiest stream's sent is a
     # lower bound when the events counter says less (it is not fed on every path).
@@ -308,6 +313,7 @@ def combine(
         age = max(0.0, (w.ended_at or time.time()) - w.scraped_at)
         entry["last_seen"] = None if seen is None else seen | {"age_s": round(age, 1)}
         if seen is not None:
+            entry["lost"] = {name: c["lost"] for name, c in seen["streams"].items()}
             parts.append({k: seen[k] for k in ("events_generated", "streams")})
             # Lower bound: events after the last scrape may have been delivered as well.
             spaces.append(_space(w.shard, seen["events_generated"]))
@@ -353,7 +359,7 @@ def exit_code(workers: Sequence[Worker]) -> int:
     codes = [w.returncode or 0 for w in workers if w.summary is not None]
     code = max(codes, default=0)
     if any(w.summary is None for w in workers):
-        code = max(code, EXIT_DEAD_LETTERED)
+        code = EXIT_INCOMPLETE  # the run's books are incomplete: a worker's records are lost
     return code
 
 

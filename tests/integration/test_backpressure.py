@@ -191,7 +191,9 @@ def test_block_policy_reports_the_shortfall(local_firehose: ThreadedLocalFirehos
     summary = orjson.loads((tmp_path / "summary.json").read_bytes())
     schedule = summary["schedule"]
     assert 5_700 <= schedule["target_events"] <= 6_100
-    assert schedule["shortfall_events"] > 2_000 and schedule["late_events"] > 0
+    # What could not be generated on time is the shortfall, not a debt paid after the
+    # deadline: nothing is generated late.
+    assert schedule["shortfall_events"] > 2_000 and schedule["late_events"] == 0
     assert "behind schedule" in result.stderr
     s = summary["streams"][pipeline.S3_STREAM]
     assert s["accepted"] == s["sent"] == summary["events_generated"] and s["blocked_s"] > 0.5

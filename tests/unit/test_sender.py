@@ -521,8 +521,9 @@ async def test_close_spools_what_a_stalled_endpoint_holds(tmp_path: Path) -> Non
     assert loop.time() - started < 3.0
     entries = _spooled(spool)
     assert sorted(e.data for e in entries) == sorted(_items(55))
-    assert {e.reason for e in entries} == {"ShutdownDeadline"}
-    # Two calls were in flight when cut off: their 20 records may have been accepted.
+    # Two calls were in flight when cut off: their 20 records may have been accepted, and are
+    # spooled as such; the rest never left.
+    assert Counter(e.reason for e in entries) == {"OutcomeUnknown": 20, "ShutdownDeadline": 35}
     assert channel.stats.possible_duplicates == 20
     _books(channel)
 
@@ -539,7 +540,11 @@ async def test_abort_cuts_the_grace_short(tmp_path: Path) -> None:
         await channel.abort()
         await closing
     entries = _spooled(spool)
-    assert len(entries) == 30 and {e.reason for e in entries} == {"Aborted"}
+    reasons = Counter(e.reason for e in entries)
+    # Calls cut off in flight are spooled as OutcomeUnknown (and counted as possible
+    # duplicates); anything else as Aborted.
+    assert len(entries) == 30 and set(reasons) <= {"Aborted", "OutcomeUnknown"}
+    assert reasons["OutcomeUnknown"] == channel.stats.possible_duplicates > 0
     _books(channel)
 
 
