@@ -117,6 +117,11 @@ class FirehoseClient:
         return str(self._client.meta.region_name)
 
     @property
+    def http_session(self) -> Any:
+        """The client's aiobotocore HTTP session: verify and proxies as botocore resolved them."""
+        return self._client._endpoint.http_session
+
+    @property
     def credentials(self) -> Any:
         """The credentials botocore's chain resolved for this client (refreshed as it refreshes)."""
         return self._client._request_signer._credentials
@@ -174,10 +179,11 @@ async def open_batch_client(
         yield client
         return
     from producer import __version__
-    from producer.lean import LeanFirehoseClient, open_lean_session
+    from producer.lean import LeanFirehoseClient, open_lean_session, resolve_transport
 
+    transport = await resolve_transport(client.http_session, client.endpoint_url)
     async with await open_lean_session(
-        settings.max_pool_connections, settings.connect_timeout_s, settings.read_timeout_s
+        settings.max_pool_connections, settings.connect_timeout_s, settings.read_timeout_s, transport
     ) as http:
         yield LeanFirehoseClient(
             http,
@@ -185,6 +191,7 @@ async def open_batch_client(
             client.region,
             client.credentials,
             f"firehose-loadgen/{__version__} (lean PutRecordBatch)",
+            transport.proxy,
         )
 
 

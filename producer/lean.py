@@ -14,16 +14,20 @@ SigV4: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-create-si
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import http.client
 import inspect
 import operator
+import ssl
 import uuid
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import orjson
+from aiobotocore.httpsession import _ProxySSLTCPConnector
 from botocore.auth import SigV4Auth, _host_from_url
 from botocore.awsrequest import AWSRequest
 from botocore.exceptions import BotoCoreError
@@ -141,9 +145,19 @@ class LeanFirehoseClient:
     wire: WireFormat = BASE64
 
     def __init__(
-        self, http: aiohttp.ClientSession, endpoint_url: str, region: str, credentials: Any, user_agent: str
+        self,
+        http: aiohttp.ClientSession,
+        endpoint_url: str,
+        region: str,
+        credentials: Any,
+        user_agent: str,
+        proxy: Proxy | None = None,
     ) -> None:
         self._http = http
+        # The proxy botocore would use for this endpoint (HTTP(S)_PROXY, NO_PROXY, the config's
+        # proxies), or None; its headers carry proxy credentials from the proxy URL.
+        self._proxy = proxy.url if proxy else None
+        self._proxy_headers = proxy.headers if proxy else None
         self._url = endpoint_url.rstrip("/") + "/"
         self._region = region
         self._credentials = credentials  # botocore Credentials or aiobotocore refreshable ones
@@ -191,7 +205,9 @@ class LeanFirehoseClient:
             # sent, and the next attempt may find working credentials, as botocore's may.
             raise TransportError("CredentialError", str(exc), maybe_sent=False) from exc
         try:
-            async with self._http.post(self._url, data=body, headers=headers) as response:
+            async with self._http.post(
+                self._url, data=body, headers=headers, proxy=self._proxy, proxy_headers=self._proxy_headers
+            ) as response:
                 raw = await response.read()
                 status = response.status
         except aiohttp.ConnectionTimeoutError as exc:
@@ -218,10 +234,43 @@ class LeanFirehoseClient:
         raise _api_error(status, raw)
 
 
+@dataclass(frozen=True, slots=True)
+class Proxy:
+    url: str
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Transport:
+    """How botocore reaches the endpoint, resolved once per run by ``resolve_transport``: TLS
+    trust (``verify``, AWS_CA_BUNDLE, the profile's ``ca_bundle``), client certificate, proxy."""
+
+    tls: ssl.SSLContext
+    proxy: Proxy | None = None
+    proxy_tls: ssl.SSLContext | None = None
+
+
+async def resolve_transport(botocore_http: Any, endpoint_url: str) -> Transport:
+    """The settings of ``botocore_http`` (the aiobotocore client's HTTP session, whose verify and
+    proxy configuration botocore resolved from the config, the profile and the environment) for
+    ``endpoint_url``. Asking it rather than reading the variables again keeps one resolution:
+    the lean path cannot drift from botocore's. Its SSL contexts are built the same way,
+    off the event loop (they read CA files)."""
+    config = botocore_http._proxy_config
+    proxy_url = config.proxy_url_for(endpoint_url)
+    proxy = Proxy(proxy_url, dict(config.proxy_headers_for(proxy_url))) if proxy_url else None
+    context, proxy_context = await asyncio.to_thread(botocore_http._build_ssl_contexts, proxy_url)
+    return Transport(context, proxy, proxy_context)
+
+
 async def open_lean_session(
-    max_connections: int, connect_timeout_s: float, read_timeout_s: float
+    max_connections: int, connect_timeout_s: float, read_timeout_s: float, transport: Transport
 ) -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(limit=max_connections, ttl_dns_cache=300)
+    # aiobotocore's connector, so that an HTTPS proxy is reached with the proxy's own TLS
+    # settings as botocore reaches it.
+    connector = _ProxySSLTCPConnector(
+        limit=max_connections, ttl_dns_cache=300, ssl=transport.tls, proxy_ssl_context=transport.proxy_tls
+    )
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout_s, sock_read=read_timeout_s)
     # No cookie jar: Firehose sets no cookies, and matching the jar against every request's URL
     # is per-request work for nothing.
@@ -234,4 +283,13 @@ async def open_lean_session(
     )
 
 
-__all__ = ["LeanFirehoseClient", "PayloadHashes", "encode_batch", "error_code", "open_lean_session"]
+__all__ = [
+    "LeanFirehoseClient",
+    "PayloadHashes",
+    "Proxy",
+    "Transport",
+    "encode_batch",
+    "error_code",
+    "open_lean_session",
+    "resolve_transport",
+]

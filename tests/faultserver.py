@@ -15,7 +15,12 @@ fail the way networks and services do, below what an HTTP framework lets a handl
 - ``record_fail_rate``: a share of records failed inside a 200, half InternalFailure, half
   ServiceUnavailableException "Slow down.";
 - ``zero_failed_count``: such answers say ``FailedPutCount: 0`` all the same;
-- ``truncate``: the answer's RequestResponses lacks its last entry (nothing accepted).
+- ``truncate``: the answer's RequestResponses lacks its last entry (nothing accepted);
+- ``overlong``: it has one entry too many (nothing accepted);
+- ``html_rate``: a share of calls answered 200 with an HTML page (a proxy's or balancer's);
+- ``expired_token``: every call answered 400 ExpiredTokenException.
+
+With ``tls`` (an SSLContext) it serves HTTPS, at ``https://127.0.0.1:PORT``.
 
 What it accepted is in ``accepted[stream]``, a Counter of each record's ``event_id`` (or its raw
 data when it is not an event), so a test can compare the producer's summary with the endpoint.
@@ -27,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import random
+import ssl
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -48,6 +54,9 @@ class Faults:
     record_fail_rate: float = 0.0
     zero_failed_count: bool = False
     truncate: bool = False
+    overlong: bool = False
+    html_rate: float = 0.0
+    expired_token: bool = False
     streams: set[str] = field(
         default_factory=lambda: {"realtime-data-stream", "realtime-data-stream-opensearch"}
     )
@@ -56,8 +65,11 @@ class Faults:
 class FaultServer:
     """Runs on its own thread and loop; ``url`` once started. Use as a context manager."""
 
-    def __init__(self, faults: Faults | None = None, seed: int = 7) -> None:
+    def __init__(
+        self, faults: Faults | None = None, seed: int = 7, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.faults = faults or Faults()
+        self._tls = tls
         self.accepted: dict[str, Counter[str]] = {}
         self.calls = 0
         self.url = ""
@@ -71,10 +83,10 @@ class FaultServer:
     def __enter__(self) -> FaultServer:
         self._thread.start()
         self._server = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self._serve, "127.0.0.1", 0), self._loop
+            asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self._tls), self._loop
         ).result(10)
         port = self._server.sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"{'https' if self._tls else 'http'}://127.0.0.1:{port}"
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -132,6 +144,7 @@ class FaultServer:
             draw = self._rng.random
             reset = draw() < f.reset_rate
             status = draw() < f.status_rate
+            html = draw() < f.html_rate
         records = request.get("Records", [])
         if f.latency_s:
             await asyncio.sleep(f.latency_s)
@@ -148,6 +161,10 @@ class FaultServer:
                 await asyncio.sleep(f.dribble_every_s)
         if reset:
             return False
+        if f.expired_token:
+            return await _send(writer, 400, _error("ExpiredTokenException", "The security token has expired"))
+        if html:
+            return await _send(writer, 200, b"<html><body>Service temporarily unavailable</body></html>")
         if status or (f.max_records and len(records) > f.max_records):
             return await _send(writer, f.status, _error(f.status_code, "injected"))
         entries: list[dict[str, str]] = []
@@ -157,7 +174,7 @@ class FaultServer:
             with self._lock:
                 fail = self._rng.random() < f.record_fail_rate
                 slow = self._rng.random() < 0.5
-            if fail or f.truncate:
+            if fail or f.truncate or f.overlong:
                 failed += 1
                 if slow:
                     entries.append({"ErrorCode": "ServiceUnavailableException", "ErrorMessage": "Slow down."})
@@ -168,6 +185,8 @@ class FaultServer:
             entries.append({"RecordId": f"r{len(accepted)}"})
         if f.truncate:
             entries = entries[:-1]
+        elif f.overlong:
+            entries.append({"RecordId": "extra"})
         else:
             with self._lock:
                 self.accepted.setdefault(stream, Counter()).update(accepted)

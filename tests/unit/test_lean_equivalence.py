@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +17,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from producer.firehose import ApiError, ClientSettings, open_client
-from producer.lean import LeanFirehoseClient, PayloadHashes, encode_batch, open_lean_session
+from producer.lean import LeanFirehoseClient, PayloadHashes, Transport, encode_batch, open_lean_session
 
 KEY, SECRET = "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 RECORDS = [b'{"event_id":"a","n":1}\n', b"\x00\xffbinary\n", b"x" * 3000, "caf\u00e9 \u2603\n".encode()]
@@ -81,7 +82,7 @@ async def _both(url: str, capture: Capture, answer: tuple[int, bytes]) -> list[A
     settings = ClientSettings(region="us-east-1", endpoint_url=url, allow_local_credentials=True)
     async with open_client(settings) as stock:
         results.append(await _outcome(stock.put_record_batch("my-stream", RECORDS)))
-    async with await open_lean_session(4, 5.0, 5.0) as http:
+    async with await open_lean_session(4, 5.0, 5.0, Transport(ssl.create_default_context())) as http:
         lean = LeanFirehoseClient(http, url, "us-east-1", Credentials(KEY, SECRET), "firehose-loadgen/test")
         results.append(
             await _outcome(lean.put_record_batch("my-stream", [lean.wire.encode(r) for r in RECORDS]))
@@ -195,7 +196,7 @@ def test_payload_hashes_share_only_the_same_records() -> None:
 async def test_two_streams_sent_the_same_records_are_both_signed_right(server: tuple[str, Capture]) -> None:
     url, capture = server
     capture.answer = (200, orjson.dumps({"FailedPutCount": 0, "RequestResponses": [{"RecordId": "r"}] * 4}))
-    async with await open_lean_session(4, 5.0, 5.0) as http:
+    async with await open_lean_session(4, 5.0, 5.0, Transport(ssl.create_default_context())) as http:
         lean = LeanFirehoseClient(http, url, "us-east-1", Credentials(KEY, SECRET), "firehose-loadgen/test")
         held = [lean.wire.encode(r) for r in RECORDS]
         for stream in ("stream-a", "stream-b"):
