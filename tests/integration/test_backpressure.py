@@ -136,7 +136,7 @@ def test_drop_policy_counts_and_spools_what_did_not_fit(
         "drop",
         "--max-held",
         "1000",
-        "--shutdown-grace",
+        "--drain-timeout",  # the endpoint never answers: end the run soon after its duration
         "1s",
         "--output-dir",
         str(tmp_path / "out"),
