@@ -36,9 +36,18 @@ import ssl
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import orjson
+
+from producer.firehose import ClientSettings, open_batch_client, open_client
+from producer.retry import RetryPolicy
+from producer.sender import ChannelSettings, StreamChannel
+from producer.spool import Spool, read_spool
+from producer.stats import StreamStats
+
+STREAM = "realtime-data-stream"
 
 
 @dataclass
@@ -236,3 +245,48 @@ async def _send(writer: asyncio.StreamWriter, status: int, body: bytes) -> bool:
     writer.write(head.encode("latin-1") + body)
     await writer.drain()
     return True
+
+
+async def deliver_to_one_stream(
+    url: str,
+    sender: Literal["lean", "botocore"],
+    spool_path: Path,
+    events: int,
+    policy: RetryPolicy,
+    batch_records: int,
+    connect_timeout_s: float = 2.0,
+    read_timeout_s: float = 5.0,
+    call_timeout_s: float = 5.0,
+) -> tuple[StreamStats, list[str]]:
+    """Offer ``events`` records ``{"event_id": "eN"}`` to one stream at ``url`` through the real
+    client and channel, close with a generous drain, and check the books. Returns the stream's
+    stats and the reasons in its spool."""
+    spool = Spool(spool_path)
+    stats = StreamStats(STREAM)
+    settings = ClientSettings(
+        region="us-east-1",
+        endpoint_url=url,
+        allow_local_credentials=True,
+        connect_timeout_s=connect_timeout_s,
+        read_timeout_s=read_timeout_s,
+    )
+    async with open_client(settings) as client, open_batch_client(client, sender, settings) as batch:
+        channel = StreamChannel(
+            STREAM,
+            batch,
+            policy,
+            spool,
+            stats,
+            ChannelSettings(linger_s=0.02, max_batch_records=batch_records, call_timeout_s=call_timeout_s),
+            random.Random(1),
+        )
+        channel.start()
+        for i in range(events):
+            wait = channel.offer(orjson.dumps({"event_id": f"e{i}"}))
+            if wait is not None:
+                await wait
+        await channel.close(60.0, "DrainTimeout", "drain over")
+    spool.close()
+    reasons = [e.reason for e in read_spool(spool.path)] if spool.path.exists() else []
+    assert stats.sent == stats.accepted + stats.dead_lettered and stats.lost == 0, stats.summary()
+    return stats, reasons

@@ -6,21 +6,17 @@ a connect timeout sends nothing, so duplicates nothing."""
 from __future__ import annotations
 
 import asyncio
-import random
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
-import orjson
 import pytest
 
-from producer.firehose import ClientSettings, open_batch_client, open_client
+from producer.firehose import ClientSettings, open_client
 from producer.retry import RetryPolicy
-from producer.sender import ChannelSettings, StreamChannel
-from producer.spool import Spool, read_spool
 from producer.stats import StreamStats
-from tests.faultserver import Faults, FaultServer
+from tests.faultserver import Faults, FaultServer, deliver_to_one_stream
 
 STREAM = "realtime-data-stream"
 Sender = Literal["lean", "botocore"]
@@ -36,36 +32,9 @@ async def _send(
     batch_records: int = 100,
     connect_timeout_s: float = 2.0,
 ) -> tuple[StreamStats, list[str]]:
-    """Offer ``events`` records to one stream, close with a generous drain; (stats, spool reasons)."""
-    spool = Spool(tmp_path / f"dead-{sender}.jsonl")
-    stats = StreamStats(STREAM)
-    settings = ClientSettings(
-        region="us-east-1",
-        endpoint_url=url,
-        allow_local_credentials=True,
-        connect_timeout_s=connect_timeout_s,
-        read_timeout_s=5.0,
-    )
-    async with open_client(settings) as client, open_batch_client(client, sender, settings) as batch:
-        channel = StreamChannel(
-            STREAM,
-            batch,
-            policy or RetryPolicy(base_s=0.01, cap_s=0.05, max_attempts=20),
-            spool,
-            stats,
-            ChannelSettings(linger_s=0.02, max_batch_records=batch_records, call_timeout_s=5.0),
-            random.Random(1),
-        )
-        channel.start()
-        for i in range(events):
-            wait = channel.offer(orjson.dumps({"event_id": f"e{i}"}))
-            if wait is not None:
-                await wait
-        await channel.close(60.0, "DrainTimeout", "drain over")
-    spool.close()
-    reasons = [e.reason for e in read_spool(spool.path)] if spool.path.exists() else []
-    assert stats.sent == stats.accepted + stats.dead_lettered and stats.lost == 0, stats.summary()
-    return stats, reasons
+    policy = policy or RetryPolicy(base_s=0.01, cap_s=0.05, max_attempts=20)
+    spool = tmp_path / f"dead-{sender}.jsonl"
+    return await deliver_to_one_stream(url, sender, spool, events, policy, batch_records, connect_timeout_s)
 
 
 @pytest.mark.parametrize("sender", SENDERS)

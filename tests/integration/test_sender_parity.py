@@ -11,7 +11,6 @@ import asyncio
 import datetime
 import ipaddress
 import os
-import random
 import ssl
 import sys
 import threading
@@ -20,19 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import orjson
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from producer.firehose import ClientSettings, open_batch_client, open_client
 from producer.retry import RetryPolicy
-from producer.sender import ChannelSettings, StreamChannel
-from producer.spool import Spool, read_spool
-from producer.stats import StreamStats
-from tests.faultserver import Faults, FaultServer
+from tests.faultserver import Faults, FaultServer, deliver_to_one_stream
 
 STREAM = "realtime-data-stream"
 LOOPBACK = "127.0.0.1"
@@ -175,35 +169,18 @@ class Outcome:
 
 
 async def _deliver(url: str, sender: Sender, tmp_path: Path, max_attempts: int = 20) -> Outcome:
-    spool = Spool(tmp_path / f"dead-{sender}.jsonl")
-    stats = StreamStats(STREAM)
-    settings = ClientSettings(
-        region="us-east-1",
-        endpoint_url=url,
-        allow_local_credentials=True,
-        connect_timeout_s=2.0,
+    policy = RetryPolicy(base_s=0.01, cap_s=0.05, max_attempts=max_attempts)
+    stats, reasons = await deliver_to_one_stream(
+        url,
+        sender,
+        tmp_path / f"dead-{sender}.jsonl",
+        EVENTS,
+        policy,
+        40,
         read_timeout_s=1.0,
+        call_timeout_s=3.0,
     )
-    async with open_client(settings) as client, open_batch_client(client, sender, settings) as batch:
-        channel = StreamChannel(
-            STREAM,
-            batch,
-            RetryPolicy(base_s=0.01, cap_s=0.05, max_attempts=max_attempts),
-            spool,
-            stats,
-            ChannelSettings(linger_s=0.02, max_batch_records=40, call_timeout_s=3.0),
-            random.Random(1),
-        )
-        channel.start()
-        for i in range(EVENTS):
-            wait = channel.offer(orjson.dumps({"event_id": f"e{i}"}))
-            if wait is not None:
-                await wait
-        await channel.close(60.0, "DrainTimeout", "drain over")
-    spool.close()
-    reasons = frozenset(e.reason for e in read_spool(spool.path)) if spool.path.exists() else frozenset()
-    assert stats.sent == stats.accepted + stats.dead_lettered and stats.lost == 0
-    return Outcome(stats.accepted, stats.dead_lettered, reasons, bool(stats.stopped_reason), 0)
+    return Outcome(stats.accepted, stats.dead_lettered, frozenset(reasons), bool(stats.stopped_reason), 0)
 
 
 def _both(url: str, tmp_path: Path, server: FaultServer | None = None, max_attempts: int = 20) -> Outcome:
