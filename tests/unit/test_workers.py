@@ -12,7 +12,7 @@ from producer import pipeline
 from producer.audit.runinfo import RunInfo
 from producer.cli import OnFull, TargetChoice
 from producer.config import RunConfig, Target, TargetKind
-from producer.errors import UsageError
+from producer.errors import EXIT_INCOMPLETE, UsageError
 from producer.histogram import StreamHistograms
 from producer.metrics import RunTelemetry, build_registry
 from producer.metrics_aggregate import build_aggregate_registry, parse_scrape, sum_scrapes, value
@@ -146,7 +146,9 @@ def test_a_dead_worker_counts_with_its_last_scrape_and_fails_the_run(tmp_path: P
     assert failed["last_seen"]["age_s"] == 1.5
     assert summary["streams"]["a"]["sent"] == 1300 and summary["streams"]["a"]["accepted"] == 1290
     assert summary["events_generated"] == 1300
-    assert exit_code(workers) == 1
+    # The dead worker's 10 unsettled records are lost, under its name and in the stream's books.
+    assert failed["lost"] == {"a": 10} and summary["streams"]["a"]["lost"] == 10
+    assert exit_code(workers) == EXIT_INCOMPLETE
 
 
 def test_exit_codes_when_nothing_is_usable(tmp_path: Path) -> None:
