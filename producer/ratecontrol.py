@@ -143,9 +143,7 @@ class AdaptiveRate:
         if self._accepted_since_cut == 0:
             return
         share = self.throttled_share()
-        if self._background_share and share <= self._background_share * 1.5 + 0.05:
-            # Within the noise of failures already shown not to depend on the rate: whole-call
-            # 503s fail a whole batch at once, so a window's share swings well above its mean.
+        if self._background_share and share <= self._background_share + 0.05:
             return
         current = self.limit()
         accepted_rate = self.achieved_rate()
@@ -172,28 +170,18 @@ class AdaptiveRate:
             return
         self._check = None
         share_after = self._after[1] / total if total else 0.0
-        # A cut to 0.7 x the accepted rate lands under a quota, so real throttling all but
-        # stops after it; a share that merely fell back from a noisy peak (random failures
-        # regress to their mean) is not that.
-        if share_after < 0.3 * share_before:
+        if share_after < 0.6 * share_before:
             return  # the cut helped: a rate limit, as assumed
         if self._after[0] / elapsed >= 0.85 * rate_before:
             return  # as much got through as before: the cut was not deep enough; the next may be
         # Throttling did not fall, and what got through fell with the rate: the failures do not
         # depend on the rate (faults, an outage). Undo the cut.
-        self._background_share = max(self._background_share, share_before, share_after)
+        self._background_share = max(self._background_share, share_before)
         self.undone += 1
         if limit_before is None:
             self._cut_at = None
         else:
             self._set_course(now, limit_before, limit_before / self.settings.decrease_factor)
-        # Forget the window: it holds the time spent under the mistaken cut, and an accepted
-        # rate measured over it would make the next cut's check compare against a depressed
-        # rate (and keep a cut that should be undone). A new cut needs half a window of
-        # history at the restored limit first.
-        self._window.clear()
-        self._window_accepted = self._window_throttled = 0
-        self._started = now
 
     def _set_course(self, now: float, start: float, regain: float) -> None:
         """The limit is ``start`` now and grows to ``regain`` in ``recovery_s``, then beyond."""
