@@ -69,10 +69,15 @@ def test_random_failures_end_with_every_event_accepted_once(tmp_path: Path) -> N
     # The mix of the report: 20% of records refused (InternalFailure or "Slow down."), 5% of
     # calls 503, 3% of connections dropped, at 2,000 events/s for 15 s. Before the fix a stream
     # ended with thousands of records spooled as ShutdownDeadline.
+    # --max-attempts 20: an attempt fails here with p ~ 0.26 (0.05 + 0.03 + 0.92 x 0.2), so with
+    # the default 10 a record exhausts them with p ~ 1.6e-6 and one of the run's 60,000 records
+    # does so in ~10% of runs; with 20 that is ~1e-7 a run. The drain, not the attempts, is what
+    # this test is about.
     faults = Faults(record_fail_rate=0.2, status_rate=0.05, reset_rate=0.03)
     with FaultServer(faults) as server:
         result = run_cli(
             "run", "--endpoint-url", server.url, "--rate", "2000", "--duration", "15s", "--quiet",
+            "--max-attempts", "20",
             "--output-dir", str(tmp_path), "--summary-json", str(tmp_path / "s.json"),
             timeout=150,
         )  # fmt: skip
