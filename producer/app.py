@@ -19,6 +19,9 @@ import orjson
 from producer import pipeline
 from producer.config import RunConfig, TargetKind
 from producer.console import LiveView, print_summary
+from producer.delivery.channel import StreamChannel
+from producer.delivery.retry import Decision, classify_request_error
+from producer.delivery.spool import Spool, check_spool_path
 from producer.errors import (
     EXIT_DEAD_LETTERED,
     EXIT_INCOMPLETE,
@@ -27,26 +30,16 @@ from producer.errors import (
     StreamUnusable,
     UsageError,
 )
-from producer.events import build_generator
-from producer.firehose import (
-    ApiError,
-    ClientSettings,
-    FirehoseClient,
-    TransportError,
-    open_batch_client,
-    open_client,
-)
+from producer.events.registry import build_generator
+from producer.firehose.client import ClientSettings, FirehoseClient, open_batch_client, open_client
+from producer.firehose.errors import ApiError, TransportError
 from producer.generation import Progress, generate
-from producer.histogram import StreamHistograms
-from producer.local import LocalFirehose
-from producer.local.server import LocalOptions
-from producer.metrics import MetricsServer, RunTelemetry, build_registry, start_metrics
-from producer.retry import Decision, classify_request_error
+from producer.local.server import LocalFirehose, LocalOptions
 from producer.schedule import scaled
-from producer.sender import StreamChannel
 from producer.signals import Signals, first_done
-from producer.spool import Spool, check_spool_path
-from producer.stats import ScheduleCheck, StreamStats
+from producer.telemetry.histogram import StreamHistograms
+from producer.telemetry.metrics import MetricsServer, RunTelemetry, build_registry, start_metrics
+from producer.telemetry.stats import ScheduleCheck, StreamStats
 
 
 @dataclass(frozen=True, slots=True)

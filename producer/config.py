@@ -7,9 +7,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from producer.profiles import Profile
-from producer.retry import RetryPolicy
-from producer.sender import ChannelSettings
+from producer.delivery.channel import ChannelSettings
+from producer.delivery.retry import RetryPolicy
+from producer.profile.loading import Profile
 from producer.sharding import Shard
 
 

@@ -20,8 +20,8 @@ from rich.live import Live
 from rich.table import Table
 
 from producer.config import RunConfig
-from producer.histogram import StreamHistograms
-from producer.stats import StreamStats
+from producer.telemetry.histogram import StreamHistograms
+from producer.telemetry.stats import StreamStats
 
 LogFormat = Literal["text", "json"]
 

@@ -13,9 +13,9 @@ from typing import Literal
 
 import orjson
 
-from producer import limits
-from producer.events import Event
+from producer.events.base import Event
 from producer.events.malformed import MALFORMED_KINDS, MalformedKind, cut_short, missing_fields, string_amount
+from producer.firehose import limits
 
 RecordFormat = Literal["json", "csv"]
 RECORD_FORMATS: tuple[RecordFormat, ...] = ("json", "csv")
@@ -48,7 +48,7 @@ def encode_json_line(event: Event) -> bytes:
 
 
 # ``encode_json_line`` for a caller that keeps only a copy (the base64 held form of
-# producer/wire.py): orjson's over-allocated result is freed at once, so no exact copy. A C
+# producer/firehose/wire.py): orjson's over-allocated result is freed at once, so no exact copy. A C
 # partial, not a def: at 100,000+ events/s a Python call level is ~1% of the CPU.
 encode_json_line_transient: Encoder = partial(orjson.dumps, option=orjson.OPT_APPEND_NEWLINE)
 

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from producer.config import RunConfig
+from producer.delivery.channel import StreamChannel
 from producer.encoding import RecordEncoder
-from producer.events import GENERATORS, EventGenerator
+from producer.events.base import EventGenerator
+from producer.events.registry import GENERATORS
+from producer.firehose.wire import RAW
 from producer.schedule import Pacer, scaled
-from producer.sender import StreamChannel
-from producer.wire import RAW
 
 
 @dataclass(slots=True)
@@ -79,7 +80,7 @@ async def generate(
     trace = config.trace_fields
     shard = config.shard if config.shard.count > 1 else None
     stride, offset = (shard.count, shard.index) if shard is not None else (1, 0)
-    # Channels of one run share one client, so one held form (producer/wire.py): each event is
+    # Channels of one run share one client, so one held form (producer/firehose/wire.py): each event is
     # encoded for it once, whatever the number of streams.
     wires = {c.wire for c in channels}
     if len(wires) > 1:

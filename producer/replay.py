@@ -21,13 +21,14 @@ from typing import Any, TextIO
 
 import orjson
 
+from producer.delivery.channel import ChannelSettings, StreamChannel
+from producer.delivery.retry import RetryPolicy
+from producer.delivery.spool import Spool, SpoolEntry, read_spool
 from producer.errors import EXIT_DEAD_LETTERED, EXIT_OK, EXIT_STREAM_UNUSABLE, UsageError
-from producer.firehose import ApiError, ClientSettings, TransportError, open_client
-from producer.retry import RetryPolicy
-from producer.sender import ChannelSettings, StreamChannel
+from producer.firehose.client import ClientSettings, open_client
+from producer.firehose.errors import ApiError, TransportError
 from producer.signals import Signals, first_done
-from producer.spool import Spool, SpoolEntry, read_spool
-from producer.stats import StreamStats
+from producer.telemetry.stats import StreamStats
 
 
 @dataclass(frozen=True, slots=True)

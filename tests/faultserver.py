@@ -41,11 +41,11 @@ from typing import Any, Literal
 
 import orjson
 
-from producer.firehose import ClientSettings, open_batch_client, open_client
-from producer.retry import RetryPolicy
-from producer.sender import ChannelSettings, StreamChannel
-from producer.spool import Spool, read_spool
-from producer.stats import StreamStats
+from producer.delivery.channel import ChannelSettings, StreamChannel
+from producer.delivery.retry import RetryPolicy
+from producer.delivery.spool import Spool, read_spool
+from producer.firehose.client import ClientSettings, open_batch_client, open_client
+from producer.telemetry.stats import StreamStats
 
 STREAM = "realtime-data-stream"
 

@@ -14,8 +14,7 @@ from typing import Any
 
 import orjson
 
-from producer.local import LocalFirehose
-from producer.local.server import LocalOptions
+from producer.local.server import LocalFirehose, LocalOptions
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -8,7 +8,8 @@ from collections.abc import Iterable
 from producer import pipeline
 from producer.audit.hints import BufferHints, from_description
 from producer.errors import UsageError
-from producer.firehose import ApiError, ClientSettings, TransportError, open_client
+from producer.firehose.client import ClientSettings, open_client
+from producer.firehose.errors import ApiError, TransportError
 
 
 async def describe_hints(settings: ClientSettings, streams: Iterable[str]) -> dict[str, BufferHints]:

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from producer import limits
 from producer.audit.findings import ObjectStat
+from producer.firehose import limits
 
 # Arrival spans a little over the interval are the timer's wake-up jitter, not a broken hint.
 SPAN_TOLERANCE_S = 1.0

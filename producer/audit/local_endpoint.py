@@ -8,8 +8,7 @@ import asyncio
 import threading
 from types import TracebackType
 
-from producer.local import LocalFirehose
-from producer.local.server import LocalOptions
+from producer.local.server import LocalFirehose, LocalOptions
 
 START_TIMEOUT_S = 10
 # Stopping delivers every buffered record; a large buffer may take a while to write.

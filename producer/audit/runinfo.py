@@ -15,8 +15,8 @@ from typing import Any
 import orjson
 
 from producer.audit import trace
+from producer.delivery.spool import read_spool
 from producer.errors import UsageError
-from producer.spool import read_spool
 
 _RUN_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 

@@ -11,6 +11,9 @@ https://docs.aws.amazon.com/firehose/latest/APIReference/API_BufferingHints.html
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -25,7 +28,7 @@ from producer.audit.hints import BufferHints
 from producer.audit.local_endpoint import BackgroundLocalFirehose
 from producer.audit.runner import AuditReport, AuditRequest, is_opensearch, run_audit
 from producer.errors import EXIT_STREAM_UNUSABLE, StreamUnusable, UsageError
-from producer.firehose import ClientSettings
+from producer.firehose.client import ClientSettings
 from producer.local.server import LocalOptions
 
 # The reference pipeline's hints, used locally when no --compare setting is given.
@@ -46,7 +49,7 @@ class LoadOptions:
 
 
 # Runs the load once: (options, endpoint URL or None for AWS, region, output dir, summary path)
-# -> the run's exit code. The default calls the run command itself (see run_via_cli).
+# -> the run's exit code. The default runs the run command in a process (see run_as_process).
 LoadRunner = Callable[[LoadOptions, str | None, str | None, Path, Path], int]
 
 
@@ -62,31 +65,31 @@ class SoakPlan:
     run_load: LoadRunner | None = None
 
 
-def run_via_cli(load: LoadOptions, endpoint: str | None, region: str | None, out: Path, summary: Path) -> int:
-    """The run command, called as a function so options are checked and the RunConfig is built in
-    one place (producer/cli.py). Returns its exit code."""
-    import typer
-
-    from producer import cli
-
-    try:
-        cli.run(
-            profile=load.profile,
-            rate=load.rate,
-            duration=load.duration,
-            stream=list(load.streams),
-            target=cli.TargetChoice.aws if endpoint is None else cli.TargetChoice.local,
-            endpoint_url=endpoint,
-            region=region,
-            output_dir=out,
-            summary_json=summary,
-            seed=load.seed,
-            quiet=load.quiet,
-            no_metrics=True,
-        )
-    except typer.Exit as done:
-        return int(done.exit_code)
-    return 0
+def run_as_process(
+    load: LoadOptions, endpoint: str | None, region: str | None, out: Path, summary: Path
+) -> int:
+    """The run command in a process of its own (``python -m producer run``), so its options are
+    checked and its RunConfig built in one place, the command line, which nothing outside it
+    imports. Returns its exit code. LOADGEN_* variables are not passed on: the soak's options
+    are the run's, whatever the environment says."""
+    args = ["run", "--profile", load.profile, "--output-dir", str(out), "--summary-json", str(summary)]
+    args += ["--no-metrics", *(["--quiet"] if load.quiet else [])]
+    if load.rate is not None:
+        args += ["--rate", repr(load.rate)]
+    if load.duration is not None:
+        args += ["--duration", load.duration]
+    if load.seed is not None:
+        args += ["--seed", str(load.seed)]
+    for stream in load.streams:
+        args += ["--stream", stream]
+    if endpoint is None:
+        args += ["--target", "aws"]
+    else:
+        args += ["--endpoint-url", endpoint]
+    if region is not None:
+        args += ["--region", region]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOADGEN_")}
+    return subprocess.run([sys.executable, "-m", "producer", *args], env=env, check=False).returncode
 
 
 def _stream_request(name: str, hints: BufferHints) -> dict[str, object]:
@@ -99,7 +102,7 @@ def _stream_request(name: str, hints: BufferHints) -> dict[str, object]:
 def _run_once(plan: SoakPlan, endpoint: str | None, out: Path) -> tuple[str, float, float, int]:
     summary_path = out / "_soak" / SUMMARY_NAME
     summary_path.unlink(missing_ok=True)
-    runner = plan.run_load or run_via_cli
+    runner = plan.run_load or run_as_process
     started = time.time()
     code = runner(plan.load, endpoint, plan.aws_region, out, summary_path)
     ended = time.time()

@@ -1,5 +1,2 @@
-"""The embedded local Firehose: a real HTTP endpoint on 127.0.0.1 speaking the Firehose API."""
-
-from producer.local.server import LocalFirehose
-
-__all__ = ["LocalFirehose"]
+"""The embedded local Firehose: a real HTTP endpoint on 127.0.0.1 speaking the Firehose API
+(producer.local.server.LocalFirehose)."""

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from producer import limits
+from producer.firehose import limits
 from producer.local import errors
 from producer.local.streams import name_problem
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from producer.limits import DirectPutQuota
+from producer.firehose.limits import DirectPutQuota
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from producer import limits
+from producer.firehose import limits
 from producer.local import errors, ingest
 from producer.local.delivery import DeliveryLog, ObjectWriter, StreamDelivery
 from producer.local.faults import FaultInjector, FaultSettings

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from producer import limits
+from producer.firehose import limits
 from producer.local import keys
 from producer.local.errors import InvalidArgument, Validation, validation_errors
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from producer import limits
+from producer.firehose import limits
 
 log = logging.getLogger(__name__)
 Handler = Callable[[dict[str, Any], Any], Any]

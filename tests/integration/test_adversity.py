@@ -16,8 +16,8 @@ import orjson
 import pytest
 
 from producer import pipeline
+from producer.delivery.spool import read_spool
 from producer.errors import EXIT_INCOMPLETE
-from producer.spool import read_spool
 from tests.faultserver import Faults, FaultServer
 from tests.helpers import REPO, run_cli, start_cli
 

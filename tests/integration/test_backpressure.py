@@ -21,8 +21,8 @@ import orjson
 import pytest
 
 from producer import pipeline
+from producer.delivery.spool import read_spool
 from producer.local.faults import FaultSettings
-from producer.spool import read_spool
 from tests.helpers import ThreadedLocalFirehose, delivered_event_ids, rss_kib, run_cli, start_cli
 
 ROOTS = {

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from producer.metrics import DEFAULT_METRICS_PORT
+from producer.telemetry.metrics import DEFAULT_METRICS_PORT
 from tests.helpers import ThreadedLocalFirehose, run_cli
 
 

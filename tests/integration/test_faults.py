@@ -15,13 +15,13 @@ import orjson
 import pytest
 
 from producer import pipeline
-from producer.firehose import ClientSettings, open_client
+from producer.delivery.channel import ChannelSettings, StreamChannel
+from producer.delivery.retry import RetryPolicy
+from producer.delivery.spool import Spool, read_spool
+from producer.firehose.client import ClientSettings, open_client
 from producer.local.faults import FaultSettings
 from producer.local.quotas import QuotaOverrides
-from producer.retry import RetryPolicy
-from producer.sender import ChannelSettings, StreamChannel
-from producer.spool import Spool, read_spool
-from producer.stats import StreamStats
+from producer.telemetry.stats import StreamStats
 from tests.helpers import ThreadedLocalFirehose, delivered_event_ids, start_cli
 
 STREAM_ROOTS = {

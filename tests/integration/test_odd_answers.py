@@ -13,9 +13,9 @@ from typing import Literal
 
 import pytest
 
-from producer.firehose import ClientSettings, open_client
-from producer.retry import RetryPolicy
-from producer.stats import StreamStats
+from producer.delivery.retry import RetryPolicy
+from producer.firehose.client import ClientSettings, open_client
+from producer.telemetry.stats import StreamStats
 from tests.faultserver import Faults, FaultServer, deliver_to_one_stream
 
 STREAM = "realtime-data-stream"

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import orjson
 
-from producer import limits, pipeline
+from producer import pipeline
+from producer.delivery.spool import read_spool
+from producer.firehose import limits
 from producer.local.faults import FaultSettings
-from producer.spool import read_spool
 from tests.helpers import ThreadedLocalFirehose, delivered_event_ids, run_cli
 
 ROOTS = {

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from producer.retry import RetryPolicy
+from producer.delivery.retry import RetryPolicy
 from tests.faultserver import Faults, FaultServer, deliver_to_one_stream
 
 STREAM = "realtime-data-stream"

@@ -13,8 +13,8 @@ import orjson
 import pytest
 
 from producer import pipeline
+from producer.delivery.spool import read_spool
 from producer.local.faults import FaultSettings
-from producer.spool import read_spool
 from tests.helpers import ThreadedLocalFirehose, start_cli
 
 # A stall: every call hangs 5 s, then its connection is closed unanswered; nothing is accepted.

@@ -23,7 +23,7 @@ from aiobotocore.session import get_session
 from aiobotocore.stub import AioStubber
 from moto.server import ThreadedMotoServer
 
-from producer.cloudformation import StackClient, StackFailed, StackSettings, stream_names_from_stack
+from producer.aws.cloudformation import StackClient, StackFailed, StackSettings, stream_names_from_stack
 from producer.errors import UsageError
 from tests.helpers import run_cli
 

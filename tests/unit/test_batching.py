@@ -8,8 +8,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from producer import limits
-from producer.batching import Accumulator, Batch
+from producer.delivery.batching import Accumulator, Batch
+from producer.firehose import limits
 
 # Mostly small records, some near the 1,024,000-byte record limit, so both the 500-record and
 # the 4 MiB limit get hit.

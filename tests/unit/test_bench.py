@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from producer.bench import MEDIANS, Scrape, elapsed, rss_growth, window_rates
-from producer.bench_commands import _print_table
+from producer.bench.trials import MEDIANS, Scrape, elapsed, rss_growth, window_rates
+from producer.cli.bench import _print_table
 
 
 def _scrape(at: float, clock: float | None, events: float) -> Scrape:

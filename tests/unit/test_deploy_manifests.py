@@ -21,7 +21,7 @@ import pytest
 import typer.main
 import yaml
 
-from producer.cli import app
+from producer.cli.main import app
 from producer.durations import parse_duration
 from producer.sharding import COUNT_VARIABLE, K8S_INDEX_VARIABLE
 from tests.helpers import REPO

@@ -11,7 +11,6 @@ from typing import Any
 import orjson
 import pytest
 
-from producer import limits
 from producer.audit import trace
 from producer.encoding import (
     CSV_COLUMNS,
@@ -22,8 +21,9 @@ from producer.encoding import (
     encoder_for,
     too_large,
 )
-from producer.events import build_generator
 from producer.events.malformed import DROPPED_FIELDS
+from producer.events.registry import build_generator
+from producer.firehose import limits
 
 EVENT: dict[str, Any] = {
     "event_id": "e-1",

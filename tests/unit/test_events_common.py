@@ -14,9 +14,8 @@ import orjson
 import pytest
 
 from producer.encoding import encode_json_line
-from producer.events import CORE_FIELDS, GENERATORS, PURCHASE_TYPES, build_generator
-from producer.events.base import EventIds, Timestamps, Transitions
-from producer.events.registry import shared_catalog
+from producer.events.base import CORE_FIELDS, PURCHASE_TYPES, EventIds, Timestamps, Transitions
+from producer.events.registry import GENERATORS, build_generator, shared_catalog
 
 NOW = 1_767_225_600.25  # 2026-01-01T00:00:00.250Z
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from producer.encoding import MalformedSpec, RecordEncoder, encode_json_line
-from producer.events import build_generator
 from producer.events.malformed import MalformedKind
+from producer.events.registry import build_generator
 
 TRANSFORM = Path(__file__).resolve().parents[2] / "deploy" / "lambda" / "transform.py"
 WEIGHTS = {"web": 1.0, "mobile": 1.0, "iot": 1.0}

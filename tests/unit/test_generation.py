@@ -10,12 +10,12 @@ from pathlib import Path
 import orjson
 
 from producer.config import RunConfig, Target, TargetKind
-from producer.events import build_generator
+from producer.delivery.channel import ChannelSettings
+from producer.delivery.retry import RetryPolicy
+from producer.events.registry import build_generator
+from producer.firehose.wire import RAW, WireFormat
 from producer.generation import CHUNK_RECORDS, Progress, generate
-from producer.profiles import resolve_profile
-from producer.retry import RetryPolicy
-from producer.sender import ChannelSettings
-from producer.wire import RAW, WireFormat
+from producer.profile.loading import resolve_profile
 
 
 class RecordingChannel:

@@ -16,8 +16,15 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from producer.firehose import ApiError, ClientSettings, open_client
-from producer.lean import LeanFirehoseClient, PayloadHashes, Transport, encode_batch, open_lean_session
+from producer.firehose.client import ClientSettings, open_client
+from producer.firehose.errors import ApiError
+from producer.firehose.lean import (
+    LeanFirehoseClient,
+    PayloadHashes,
+    Transport,
+    encode_batch,
+    open_lean_session,
+)
 
 KEY, SECRET = "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 RECORDS = [b'{"event_id":"a","n":1}\n', b"\x00\xffbinary\n", b"x" * 3000, "caf\u00e9 \u2603\n".encode()]

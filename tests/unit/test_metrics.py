@@ -12,10 +12,10 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from producer import __version__
-from producer.histogram import StreamHistograms
-from producer.metrics import DEAD_LETTER_REASONS, OUTCOMES, RunTelemetry, build_registry
-from producer.stats import StreamStats
-from producer.wire import RAW
+from producer.firehose.wire import RAW
+from producer.telemetry.histogram import StreamHistograms
+from producer.telemetry.metrics import DEAD_LETTER_REASONS, OUTCOMES, RunTelemetry, build_registry
+from producer.telemetry.stats import StreamStats
 
 STREAMS = ("s3-stream", "search-stream")
 
@@ -141,9 +141,9 @@ class _HalfFailing:
 async def test_series_follow_a_real_channel(tmp_path: Path) -> None:
     import random as _random
 
-    from producer.retry import RetryPolicy
-    from producer.sender import ChannelSettings, StreamChannel
-    from producer.spool import Spool
+    from producer.delivery.channel import ChannelSettings, StreamChannel
+    from producer.delivery.retry import RetryPolicy
+    from producer.delivery.spool import Spool
 
     telemetry = _telemetry()
     stats = telemetry.streams[0]

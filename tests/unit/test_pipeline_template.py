@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from producer.cloudformation import MAX_TEMPLATE_BODY_BYTES, load_template
+from producer.aws.cloudformation import MAX_TEMPLATE_BODY_BYTES, load_template
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from producer.errors import UsageError
-from producer.events import GENERATORS
-from producer.profiles import (
+from producer.events.registry import GENERATORS
+from producer.profile.loading import (
     GENERATOR_NAMES,
     Profile,
     ProfileError,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from producer.ratecontrol import AdaptiveRate, RateControlSettings
+from producer.delivery.ratecontrol import AdaptiveRate, RateControlSettings
 
 
 @dataclass

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from producer.retry import Decision, RetryPolicy, classify_request_error
+from producer.delivery.retry import Decision, RetryPolicy, classify_request_error
 
 
 @pytest.mark.parametrize("attempt", [1, 2, 3, 5, 8, 20])

@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from producer import limits
-from producer.firehose import ApiError, TransportError
-from producer.ratecontrol import RateControlSettings
-from producer.retry import RetryPolicy
-from producer.sender import ChannelSettings, StreamChannel
-from producer.spool import Spool, SpoolEntry, read_spool
-from producer.stats import StreamStats
-from producer.wire import BASE64, RAW, WireFormat
+from producer.delivery.channel import ChannelSettings, StreamChannel
+from producer.delivery.ratecontrol import RateControlSettings
+from producer.delivery.retry import RetryPolicy
+from producer.delivery.spool import Spool, SpoolEntry, read_spool
+from producer.firehose import limits
+from producer.firehose.errors import ApiError, TransportError
+from producer.firehose.wire import BASE64, RAW, WireFormat
+from producer.telemetry.stats import StreamStats
 
 Reply = Callable[[list[bytes]], dict[str, Any]]
 FAST = RetryPolicy(base_s=0.001, cap_s=0.005, max_attempts=10, record_ttl_s=60.0)

@@ -8,8 +8,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from producer.batching import Batch, single
-from producer.spool import Spool, read_spool
+from producer.delivery.batching import Batch, single
+from producer.delivery.spool import Spool, read_spool
 
 
 def test_round_trip_keeps_every_field(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from producer.cloudformation import load_template
+from producer.aws.cloudformation import load_template
 
 REPO = Path(__file__).resolve().parents[2]
 TRANSFORM = REPO / "deploy" / "lambda" / "transform.py"

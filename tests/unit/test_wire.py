@@ -7,7 +7,7 @@ import base64
 from hypothesis import given
 from hypothesis import strategies as st
 
-from producer.wire import BASE64, RAW
+from producer.firehose.wire import BASE64, RAW
 
 
 @given(st.binary(max_size=2_000))

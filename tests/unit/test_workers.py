@@ -10,18 +10,18 @@ from prometheus_client import generate_latest
 
 from producer import pipeline
 from producer.audit.runinfo import RunInfo
-from producer.cli import OnFull, TargetChoice
+from producer.cli.main import OnFull, TargetChoice
 from producer.config import RunConfig, Target, TargetKind
+from producer.delivery.channel import ChannelSettings
+from producer.delivery.retry import RetryPolicy
 from producer.errors import EXIT_INCOMPLETE, UsageError
-from producer.histogram import StreamHistograms
-from producer.metrics import RunTelemetry, build_registry
-from producer.metrics_aggregate import build_aggregate_registry, parse_scrape, sum_scrapes, value
-from producer.profiles import resolve_profile
-from producer.retry import RetryPolicy
-from producer.sender import ChannelSettings
+from producer.profile.loading import resolve_profile
 from producer.sharding import Shard
-from producer.stats import StreamStats
-from producer.workers import (
+from producer.telemetry.aggregate import build_aggregate_registry, parse_scrape, sum_scrapes, value
+from producer.telemetry.histogram import StreamHistograms
+from producer.telemetry.metrics import RunTelemetry, build_registry
+from producer.telemetry.stats import StreamStats
+from producer.workers.supervisor import (
     Worker,
     WorkerPlan,
     apply_scrape,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from producer.limits import DirectPutQuota, direct_put_quota
+from producer.firehose.limits import DirectPutQuota, direct_put_quota
 from producer.local.quotas import QuotaOverrides, StreamQuota
 
 

@@ -16,11 +16,11 @@ from pydantic import BaseModel, ValidationError
 from producer import schedule
 from producer.encoding import MalformedSpec, RecordFormat
 from producer.errors import UsageError
-from producer.events import GeneratorParams
 from producer.events.iot import IotParams
 from producer.events.mobile import MobileParams
+from producer.events.registry import GeneratorParams
 from producer.events.web import WebFunnel, WebParams
-from producer.profile_schema import (
+from producer.profile.schema import (
     SHAPE_NAMES,
     ConstantSpec,
     DiurnalSpec,

@@ -36,11 +36,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from producer import pipeline
 from producer.errors import UsageError
 from producer.local.process import ready_url, serve_command
+from producer.telemetry.aggregate import exposition_samples
 
 STREAMS = list(pipeline.DEFAULT_STREAMS)
 REFERENCES = ("reference", "stock-client")
@@ -103,19 +102,18 @@ def _scrape(port: int, pid: int) -> Scrape | None:
     clock: float | None = None
     accepted = events = cpu = 0.0
     buckets: dict[float, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "loadgen_clock_seconds":
-                clock = sample.value
-            elif sample.name == "loadgen_records_total" and sample.labels.get("outcome") == "accepted":
-                accepted += sample.value
-            elif sample.name == "loadgen_events_generated_total":
-                events += sample.value
-            elif sample.name == "process_cpu_seconds_total":
-                cpu = sample.value
-            elif sample.name == "loadgen_put_record_batch_duration_seconds_bucket":
-                le = float(sample.labels["le"])
-                buckets[le] = buckets.get(le, 0.0) + sample.value
+    for sample in exposition_samples(text):
+        if sample.name == "loadgen_clock_seconds":
+            clock = sample.value
+        elif sample.name == "loadgen_records_total" and sample.labels.get("outcome") == "accepted":
+            accepted += sample.value
+        elif sample.name == "loadgen_events_generated_total":
+            events += sample.value
+        elif sample.name == "process_cpu_seconds_total":
+            cpu = sample.value
+        elif sample.name == "loadgen_put_record_batch_duration_seconds_bucket":
+            le = float(sample.labels["le"])
+            buckets[le] = buckets.get(le, 0.0) + sample.value
     return Scrape(at, clock, accepted, events, cpu, rss, buckets)
 
 

@@ -11,8 +11,8 @@ import typer
 import yaml
 
 from producer.encoding import RecordEncoder, encode_json_line
-from producer.events import build_generator
-from producer.profiles import ProfileError, resolve_profile, shipped_profiles
+from producer.events.registry import build_generator
+from producer.profile.loading import ProfileError, resolve_profile, shipped_profiles
 
 EXIT_INVALID = 2
 

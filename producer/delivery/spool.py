@@ -22,7 +22,7 @@ from typing import IO
 
 import orjson
 
-from producer.batching import Batch
+from producer.delivery.batching import Batch
 
 
 class SpoolError(Exception):
@@ -87,7 +87,7 @@ class Spool:
     ) -> None:
         """One line per record of ``batch``; ``error_code``/``message`` override each record's own
         last error (a whole-call reason), else the record's last error is kept. ``decode``
-        turns the batch's held form back into the record (producer/wire.py)."""
+        turns the batch's held form back into the record (producer/firehose/wire.py)."""
         if not batch.data:
             return
         if self.failure:

@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
+from producer.delivery.channel import ChannelSettings
+from producer.delivery.retry import RetryPolicy
 from producer.durations import parse_duration
 from producer.errors import UsageError
-from producer.retry import RetryPolicy
-from producer.sender import ChannelSettings
 
 
 def _seconds(option: str, text: str) -> float:

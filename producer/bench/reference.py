@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import time
 
-from producer.bench_handwritten import EventSource
+from producer.bench.handwritten import EventSource
 from producer.encoding import encode_json_line
-from producer.events import build_generator
+from producer.events.registry import build_generator
 
 MIX = {"web": 0.5, "mobile": 0.3, "iot": 0.2}
 

@@ -34,10 +34,10 @@ from typing import Any, TypeVar
 import orjson
 from faker import Faker
 
-from producer.firehose import ClientSettings, FirehoseClient, open_stock_client
-from producer.histogram import StreamHistograms
-from producer.metrics import MetricsServer, RunTelemetry, build_registry
-from producer.stats import StreamStats
+from producer.firehose.client import ClientSettings, FirehoseClient, open_stock_client
+from producer.telemetry.histogram import StreamHistograms
+from producer.telemetry.metrics import MetricsServer, RunTelemetry, build_registry
+from producer.telemetry.stats import StreamStats
 
 T = TypeVar("T")
 

@@ -9,7 +9,7 @@ exact share of the rate and stamps its shard into event ids and seqs; the parent
   rather than competing with the supervisor's loop) for the local target, so every worker
   delivers to one endpoint and one output folder; other targets are passed through;
 - scrapes every worker's /metrics once a second, shows the sums in the usual live view and
-  serves them on the run's own --metrics-port (producer/metrics_aggregate.py);
+  serves them on the run's own --metrics-port (producer/telemetry/aggregate.py);
 - on SIGINT/SIGTERM sends SIGTERM to every worker and waits --shutdown-grace plus a margin,
   then SIGKILLs what is left;
 - sums the workers' summaries into the one run summary. A worker that ends without a summary
@@ -50,10 +50,9 @@ from producer.app import RunResult, new_run_id
 from producer.config import RunConfig, TargetKind
 from producer.console import LiveView, print_summary
 from producer.errors import EXIT_INCOMPLETE, EXIT_STREAM_UNUSABLE, EXIT_USAGE, UsageError
-from producer.histogram import Histogram, StreamHistograms
 from producer.local.process import ready_url, serve_command
-from producer.metrics import MetricsServer, start_metrics
-from producer.metrics_aggregate import (
+from producer.sharding import MAX_SHARDS, Shard
+from producer.telemetry.aggregate import (
     Family,
     Scrape,
     buckets,
@@ -62,8 +61,9 @@ from producer.metrics_aggregate import (
     sum_scrapes,
     value,
 )
-from producer.sharding import MAX_SHARDS, Shard
-from producer.stats import StreamStats
+from producer.telemetry.histogram import Histogram, StreamHistograms
+from producer.telemetry.metrics import MetricsServer, start_metrics
+from producer.telemetry.stats import StreamStats
 
 _RUN_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")  # the audit's rule: it names files
 SCRAPE_INTERVAL_S = 1.0

@@ -3,7 +3,7 @@
 Deploys go through a change set so one code path creates and updates, and a no-op update is
 reported as such instead of failing. Progress comes from DescribeStackEvents, polled; waiters
 would hide the events. The SDK retries control-plane throttling itself here (standard mode),
-unlike the data path in producer/firehose.py, because nothing above it retries these calls.
+unlike the data path in producer/firehose/client.py, because nothing above it retries these calls.
 https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-updating-stacks-changesets.html
 """
 

@@ -15,11 +15,10 @@ from typing import Annotated
 import typer
 
 from producer.errors import UsageError
-from producer.local import LocalFirehose
 from producer.local.faults import FaultSettings
 from producer.local.process import READY_PREFIX
 from producer.local.quotas import QuotaOverrides
-from producer.local.server import LocalOptions
+from producer.local.server import LocalFirehose, LocalOptions
 
 DEFAULT_PORT = 4573
 

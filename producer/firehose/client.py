@@ -26,8 +26,11 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from producer import __version__
 from producer.errors import UsageError
-from producer.wire import RAW, WireFormat
+from producer.firehose.errors import ApiError, TransportError
+from producer.firehose.lean import LeanFirehoseClient, open_lean_session, resolve_transport
+from producer.firehose.wire import RAW, WireFormat
 
 # Used only for endpoints that are not AWS (the local Firehose, moto) when the credential chain
 # finds nothing: those endpoints check the signature's shape, not the key.
@@ -42,27 +45,6 @@ class ClientSettings:
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 10.0
     max_pool_connections: int = 64
-
-
-class ApiError(Exception):
-    """The service answered with an error."""
-
-    def __init__(self, code: str, message: str, http_status: int) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.http_status = http_status
-
-
-class TransportError(Exception):
-    """No answer: connection refused or dropped, or a timeout. ``maybe_sent`` is True when
-    the request may have reached the service (a read timeout or a dropped connection)."""
-
-    def __init__(self, code: str, message: str, maybe_sent: bool) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.maybe_sent = maybe_sent
 
 
 def _translate(exc: Exception) -> Exception:
@@ -91,7 +73,7 @@ def _translate(exc: Exception) -> Exception:
 
 class BatchSender(Protocol):
     """What a stream's sender needs: one call, answered as a dict or raising ApiError or
-    TransportError, taking records in its ``wire`` form (producer/wire.py)."""
+    TransportError, taking records in its ``wire`` form (producer/firehose/wire.py)."""
 
     @property
     def wire(self) -> WireFormat: ...
@@ -173,13 +155,11 @@ Sender = Literal["lean", "botocore"]
 async def open_batch_client(
     client: FirehoseClient, sender: Sender, settings: ClientSettings
 ) -> AsyncIterator[BatchSender]:
-    """The PutRecordBatch path: botocore's own, or the lean one (producer/lean.py) built on
+    """The PutRecordBatch path: botocore's own, or the lean one (producer/firehose/lean.py) built on
     this client's endpoint, region and credentials."""
     if sender == "botocore":
         yield client
         return
-    from producer import __version__
-    from producer.lean import LeanFirehoseClient, open_lean_session, resolve_transport
 
     transport = await resolve_transport(client.http_session, client.endpoint_url)
     async with await open_lean_session(

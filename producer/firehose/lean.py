@@ -32,8 +32,8 @@ from botocore.auth import SigV4Auth, _host_from_url
 from botocore.awsrequest import AWSRequest
 from botocore.exceptions import BotoCoreError
 
-from producer.firehose import ApiError, TransportError
-from producer.wire import BASE64, WireFormat
+from producer.firehose.errors import ApiError, TransportError
+from producer.firehose.wire import BASE64, WireFormat
 
 TARGET = "Firehose_20150804.PutRecordBatch"
 CONTENT_TYPE = "application/x-amz-json-1.1"

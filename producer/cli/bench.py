@@ -77,7 +77,7 @@ def bench_main(
         raise UsageError("--rate must be > 0 and --repeat at least 1")
     if sender not in ("lean", "botocore"):
         raise UsageError(f"--sender must be lean or botocore, got {sender!r}")
-    from producer.bench import benchmark
+    from producer.bench.trials import benchmark
 
     result = benchmark(
         rate, _seconds("--warmup", warmup), _seconds("--duration", duration), repeat, compare, sender
@@ -103,14 +103,14 @@ def reference(
     seed: Annotated[int | None, typer.Option(help="Event seed.")] = None,
 ) -> None:
     """A reference producer bench compares to (stock aiobotocore client, pooled generation)."""
-    from producer.bench_handwritten import EventSource, handwritten_events, run_producer
+    from producer.bench.handwritten import EventSource, handwritten_events, run_producer
     from producer.loop import run_async
 
     make: Callable[[int | None], EventSource]
     if kind == "reference":
         make = handwritten_events
     elif kind == "stock-client":
-        from producer.bench_reference import loadgen_events
+        from producer.bench.reference import loadgen_events
 
         make = loadgen_events
     else:

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from producer import limits
+from producer.firehose import limits
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """Ingest throughput of `local serve` measured from a second process with a lean client.
 
-    python -m producer.local.loadcheck --seconds 5 --record-bytes 300
+    python -m producer.bench.loadcheck --seconds 5 --record-bytes 300
 
 Starts `firehose-loadgen local serve --port 0` as a subprocess, creates one S3 stream and posts
 prebuilt PutRecordBatch bodies (500 records each) over aiohttp, so the client costs little and
@@ -23,7 +23,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 
-from producer import limits
+from producer.firehose import limits
 
 TARGET = "Firehose_20150804."
 HEADERS = {"Content-Type": "application/x-amz-json-1.1"}

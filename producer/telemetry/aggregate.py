@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 # (sample name, sorted (label, value) pairs): one series.
 SeriesKey = tuple[str, tuple[tuple[str, str], ...]]
@@ -39,6 +40,12 @@ Scrape = dict[str, Family]
 
 def _key(name: str, labels: dict[str, str]) -> SeriesKey:
     return name, tuple(sorted(labels.items()))
+
+
+def exposition_samples(text: str) -> Iterator[Sample]:
+    """Every sample of a Prometheus text exposition, for readers outside telemetry/ (bench)."""
+    for family in text_string_to_metric_families(text):
+        yield from family.samples
 
 
 def parse_scrape(text: str) -> Scrape:

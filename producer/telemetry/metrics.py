@@ -30,8 +30,8 @@ from prometheus_client.registry import Collector
 
 from producer import __version__
 from producer.errors import UsageError
-from producer.histogram import Histogram, StreamHistograms
-from producer.stats import StreamStats
+from producer.telemetry.histogram import Histogram, StreamHistograms
+from producer.telemetry.stats import StreamStats
 
 DEFAULT_METRICS_PORT = 9450
 # Label values are bounded: outcomes and reasons are fixed lists; unknown error codes fold

@@ -15,8 +15,8 @@ import orjson
 import typer
 
 from producer.encoding import encoder_for
-from producer.events import GENERATORS, build_generator
-from producer.profiles import resolve_profile
+from producer.events.registry import GENERATORS, build_generator
+from producer.profile.loading import resolve_profile
 
 CHUNK = 1000  # events between clock reads; also how often the timestamp moves on, like a tick
 

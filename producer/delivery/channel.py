@@ -22,21 +22,21 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from producer import limits
-from producer.batching import Accumulator, Batch, single
-from producer.firehose import ApiError, TransportError
-from producer.histogram import StreamHistograms
-from producer.ratecontrol import AdaptiveRate, RateControlSettings
-from producer.retry import (
+from producer.delivery.batching import Accumulator, Batch, single
+from producer.delivery.ratecontrol import AdaptiveRate, RateControlSettings
+from producer.delivery.retry import (
     FATAL_REQUEST_CODES,
     THROTTLING_CODES,
     Decision,
     RetryPolicy,
     classify_request_error,
 )
-from producer.spool import Spool, SpoolError
-from producer.stats import StreamStats
-from producer.wire import WireFormat
+from producer.delivery.spool import Spool, SpoolError
+from producer.firehose import limits
+from producer.firehose.errors import ApiError, TransportError
+from producer.firehose.wire import WireFormat
+from producer.telemetry.histogram import StreamHistograms
+from producer.telemetry.stats import StreamStats
 
 FullPolicy = Literal["block", "drop"]
 
@@ -48,7 +48,7 @@ MAX_GATE_SLEEP_S = 0.25
 class BatchClient(Protocol):
     @property
     def wire(self) -> WireFormat:
-        """The form ``put_record_batch`` takes records in (producer/wire.py)."""
+        """The form ``put_record_batch`` takes records in (producer/firehose/wire.py)."""
         ...
 
     async def put_record_batch(self, stream: str, data: list[bytes]) -> dict[str, Any]: ...

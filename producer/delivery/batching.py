@@ -17,14 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import accumulate
 
-from producer import limits
+from producer.firehose import limits
 
 
 @dataclass(slots=True)
 class Batch:
     """Records on their way to one stream, with what retries and the dead-letter spool need."""
 
-    # The records in their held form (producer/wire.py: as given, or base64 for the lean path).
+    # The records in their held form (producer/firehose/wire.py: as given, or base64 for the lean path).
     data: list[bytes] = field(default_factory=list)
     size: int = 0  # the records' own bytes, which the API limits count
     # Monotonic seconds the first and the last record were taken: the batch's age for the

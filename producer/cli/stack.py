@@ -1,6 +1,6 @@
 """``firehose-loadgen stack deploy|outputs|delete``: the reference pipeline as a CloudFormation stack.
 
-Only option parsing and printing live here; producer/cloudformation.py does the work.
+Only option parsing and printing live here; producer/aws/cloudformation.py does the work.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import typer
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
-from producer.cloudformation import (
+from producer.aws.cloudformation import (
     DEFAULT_STACK,
     DEFAULT_TEMPLATE,
     StackClient,

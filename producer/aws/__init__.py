@@ -1,0 +1,1 @@
+"""AWS clients other than Firehose (CloudFormation) behind small facades."""

@@ -1,0 +1,1 @@
+"""Benchmarks: trials, the hand-written and stock-client references, generator and local-ingest checks."""

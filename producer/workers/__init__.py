@@ -1,0 +1,1 @@
+"""run --workers: the supervisor of producer processes on one machine."""
