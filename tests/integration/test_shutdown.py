@@ -86,10 +86,11 @@ def _check_everything_spooled(server: ThreadedLocalFirehose, tmp_path: Path, rea
         assert s["accepted"] == 0 and server.server.records_accepted[name] == 0
         assert s["sent"] == s["dead_lettered"] == generated == sum(spooled[name].values())
         # Calls in flight when cut off are spooled as OutcomeUnknown, each record counted
-        # once as a possible duplicate; the rest with the shutdown's own reason.
+        # once as a possible duplicate; the rest with the shutdown's own reason. Records whose
+        # earlier attempt timed out are possible duplicates too, wherever they end.
         assert set(s["dead_lettered_by_reason"]) == reasons | {"OutcomeUnknown"}
         assert len(spooled[name]) == generated, "an event spooled twice or not at all"
-        assert s["dead_lettered_by_reason"]["OutcomeUnknown"] == s["possible_duplicates"] > 0
+        assert 0 < s["dead_lettered_by_reason"]["OutcomeUnknown"] <= s["possible_duplicates"] <= s["sent"]
     assert set(spooled[pipeline.S3_STREAM]) == set(spooled[pipeline.OPENSEARCH_STREAM])
 
 
