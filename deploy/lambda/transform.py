@@ -27,9 +27,10 @@ LOG.setLevel(logging.INFO)
 # https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024
 
-# amount_category thresholds (inclusive lower bounds, in the event's currency units).
+# The recipe's enrichment: amount_category is "high" above this amount (strictly), else "low";
+# events without an amount get no amount_category. processing_status is the recipe's "SUCCESS".
 HIGH_AMOUNT = 100.0
-MEDIUM_AMOUNT = 50.0
+PROCESSING_STATUS = "SUCCESS"
 
 
 # Without these an event cannot be typed, timed or traced downstream (the Glue table's columns);
@@ -68,17 +69,19 @@ def _amount(event: dict[str, Any]) -> float | None:
     return value
 
 
-def _category(amount: float | None) -> str:
-    if amount is None:
-        return "none"
-    if amount >= HIGH_AMOUNT:
-        return "high"
-    return "medium" if amount >= MEDIUM_AMOUNT else "low"
+def _category(amount: float) -> str:
+    return "high" if amount > HIGH_AMOUNT else "low"
+
+
+def _reject_constant(name: str) -> float:
+    # json.loads accepts NaN, Infinity and -Infinity, which are not JSON: re-serialized they would
+    # come back Ok as invalid JSON that no reader downstream (OpenSearch, the Parquet SerDe) takes.
+    raise BadRecord(f"{name} is not a JSON number")
 
 
 def enrich(event: dict[str, Any], processed_at: str) -> dict[str, Any]:
-    """The event plus the pipeline's four fields; a numeric-string amount becomes a number so the
-    Parquet column (double) can hold it."""
+    """The event plus the pipeline's fields (amount_category only when there is an amount); a
+    numeric-string amount becomes a number so the Parquet column (double) can hold it."""
     missing = [name for name in REQUIRED_FIELDS if not isinstance(event.get(name), str) or not event[name]]
     if missing:
         raise BadRecord(f"missing required field(s): {', '.join(missing)}")
@@ -88,10 +91,13 @@ def enrich(event: dict[str, Any], processed_at: str) -> dict[str, Any]:
         out["amount"] = amount
     user_id = event.get("user_id")
     out["processed_timestamp"] = processed_at
-    out["processing_status"] = "processed"
+    out["processing_status"] = PROCESSING_STATUS
     # Guests send an empty (or no) user_id.
     out["user_category"] = "registered" if isinstance(user_id, str) and user_id.strip() else "guest"
-    out["amount_category"] = _category(amount)
+    if amount is not None:
+        out["amount_category"] = _category(amount)
+    else:
+        out.pop("amount_category", None)  # a producer's own value must not pass as the pipeline's
     return out
 
 
@@ -102,17 +108,24 @@ def transform_record(record: dict[str, Any], processed_at: str) -> dict[str, Any
     data = record.get("data", "")
     try:
         try:
-            event = json.loads(base64.b64decode(data, validate=True))
+            event = json.loads(base64.b64decode(data, validate=True), parse_constant=_reject_constant)
         except (binascii.Error, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError too
             raise BadRecord(f"not base64 JSON: {exc}") from None
         if not isinstance(event, dict):
             raise BadRecord(f"JSON {type(event).__name__}, not an object")
-        line = json.dumps(enrich(event, processed_at), separators=(",", ":"), ensure_ascii=False)
-    except BadRecord as exc:
-        LOG.warning("record %s failed: %s", record_id, exc)
+        # allow_nan=False: a float that overflowed to inf while parsing ("1e999") fails here.
+        line = json.dumps(
+            enrich(event, processed_at), separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+        # A lone surrogate ("\ud800") parses into str but has no UTF-8 encoding.
+        encoded = base64.b64encode(line.encode("utf-8") + b"\n").decode("ascii")
+    except (BadRecord, ValueError, OverflowError, RecursionError, TypeError) as exc:
+        # One bad record must never fail the batch (Firehose would retry, then error-prefix all of
+        # them): ValueError covers UnicodeEncodeError and NaN; OverflowError a 400-digit integer
+        # amount (float() of it); RecursionError deeply nested JSON (parse or dump).
+        LOG.warning("record %s failed: %s: %s", record_id, type(exc).__name__, str(exc)[:200])
         # ProcessingFailed must still carry data: Firehose writes it to the error prefix.
         return {"recordId": record_id, "result": "ProcessingFailed", "data": data}
-    encoded = base64.b64encode(line.encode("utf-8") + b"\n").decode("ascii")
     return {"recordId": record_id, "result": "Ok", "data": encoded}
 
 

@@ -112,12 +112,12 @@ SAMPLES: list[dict[str, Any]] = [
     },
 ]
 # What the recipe's enrichment must add to each sample (processed_timestamp checked separately).
-EXPECTED = [
-    {"processing_status": "processed", "user_category": "registered", "amount_category": "high"},
-    {"processing_status": "processed", "user_category": "guest", "amount_category": "none"},
-    {"processing_status": "processed", "user_category": "registered", "amount_category": "high"},
-    {"processing_status": "processed", "user_category": "guest", "amount_category": "low"},
-    {"processing_status": "processed", "user_category": "registered", "amount_category": "none"},
+EXPECTED: list[dict[str, str | None]] = [
+    {"processing_status": "SUCCESS", "user_category": "registered", "amount_category": "high"},
+    {"processing_status": "SUCCESS", "user_category": "guest", "amount_category": None},
+    {"processing_status": "SUCCESS", "user_category": "registered", "amount_category": "high"},
+    {"processing_status": "SUCCESS", "user_category": "guest", "amount_category": "low"},
+    {"processing_status": "SUCCESS", "user_category": "registered", "amount_category": None},
 ]
 
 
@@ -127,12 +127,14 @@ def _run(*events: dict[str, Any]) -> dict[str, Any]:
     return response
 
 
-def _check_enriched(source: dict[str, Any], record: dict[str, Any], expected: dict[str, str]) -> None:
+def _check_enriched(source: dict[str, Any], record: dict[str, Any], expected: dict[str, str | None]) -> None:
     assert record["result"] == "Ok"
     data = _decoded(record)
     assert data.endswith(b"\n") and data.count(b"\n") == 1  # one JSON object per line in S3
     out = json.loads(data)
-    assert {k: out[k] for k in expected} == expected
+    # None: the recipe adds no such field (amount_category without an amount).
+    assert {k: out.get(k) for k in expected} == expected
+    assert {k for k, v in expected.items() if v is None}.isdisjoint(out)
     processed = datetime.fromisoformat(out["processed_timestamp"])
     assert processed.utcoffset() == timedelta(0)
     assert abs(datetime.now(UTC) - processed) < timedelta(seconds=30)
@@ -166,7 +168,16 @@ def test_string_amount_becomes_a_number() -> None:
 
 @pytest.mark.parametrize(
     ("amount", "category"),
-    [(0, "low"), (49.99, "low"), (50, "medium"), ("99.5", "medium"), (100, "high"), (" 7 ", "low")],
+    [
+        (0, "low"),
+        (49.99, "low"),
+        (50, "low"),
+        ("99.5", "low"),
+        (100, "low"),
+        (100.01, "high"),
+        ("250", "high"),
+        (" 7 ", "low"),
+    ],
 )
 def test_amount_categories(amount: object, category: str) -> None:
     (record,) = _run({**SAMPLES[0], "amount": amount})["records"]
@@ -212,6 +223,49 @@ def test_record_that_is_not_base64_fails_and_keeps_its_data() -> None:
         "result": "ProcessingFailed",
         "data": "@@not base64@@",
     }
+
+
+def _nested(depth: int) -> bytes:
+    return b'{"event_id":"e","event_type":"t","timestamp":"ts","x":' + b"[" * depth + b"]" * depth + b"}"
+
+
+# Inputs that used to raise out of the handler (failing the whole batch) or come back Ok as invalid
+# JSON: a lone surrogate (no UTF-8 encoding), a 400-digit integer amount (float() overflows),
+# nesting deeper than the parser's recursion limit (in a field and as the amount), and NaN or
+# Infinity anywhere, which Python's json module reads and would write back as non-JSON.
+HOSTILE: dict[str, bytes] = {
+    "lone_surrogate": json.dumps({**SAMPLES[0], "page": "\ud800"}).encode(),
+    "lone_surrogate_key": json.dumps({**SAMPLES[0], "\udfff": 1}).encode(),
+    "400_digit_amount": json.dumps({**SAMPLES[0], "amount": 10**399}).encode(),
+    "deep_nesting": _nested(100_000),
+    "deep_nesting_amount": json.dumps({**SAMPLES[0], "amount": None})
+    .encode()
+    .replace(b"null", b"[" * 5000 + b"]" * 5000),
+    "nan_field": json.dumps({**SAMPLES[0], "temperature_c": float("nan")}).encode(),
+    "infinity_field": json.dumps({**SAMPLES[0], "extra": {"v": [float("inf")]}}).encode(),
+    "minus_infinity_amount": json.dumps({**SAMPLES[0], "amount": float("-inf")}).encode(),
+    "overflowing_float_field": json.dumps(SAMPLES[0]).encode()[:-1] + b', "big": 1e999}',
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_one_hostile_record_fails_alone_with_its_data(name: str) -> None:
+    good = json.dumps(SAMPLES[3]).encode()
+    event = _event(good, HOSTILE[name], good)
+    response = transform.lambda_handler(event, None)
+    records = response["records"]
+    assert [r["result"] for r in records] == ["Ok", "ProcessingFailed", "Ok"]
+    assert records[1]["data"] == event["records"][1]["data"]
+    for ok in (records[0], records[2]):
+        _check_enriched(SAMPLES[3], ok, EXPECTED[3])
+        # Strict JSON: Ok data must parse without Python's NaN/Infinity extension.
+        json.loads(_decoded(ok), parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    json.dumps(response, allow_nan=False)  # the response itself is JSON the runtime can send
+
+
+def test_producer_amount_category_does_not_survive_without_an_amount() -> None:
+    (record,) = _run({**SAMPLES[1], "amount_category": "medium"})["records"]
+    assert "amount_category" not in json.loads(_decoded(record))
 
 
 # ---------------------------------------------------------------- 6 MB response limit
