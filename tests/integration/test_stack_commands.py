@@ -196,7 +196,7 @@ def test_delete_asks_unless_yes(moto_url: str) -> None:
         (["deploy", "--param", "S3BufferSizeMiB"], "expected KEY=VALUE"),
         (["deploy", "--param", "NoSuch=1"], "--param NoSuch: the template has no such parameter"),
         (["deploy", "--param", "S3BufferSizeMiB=32"], "must be between 64 and 128"),
-        (["deploy", "--param", "ProcessorBufferSizeMB=3"], "must be between 0.2 and 1.5"),
+        (["deploy", "--param", "ProcessorBufferSizeMB=3"], "must be between 0.2 and 0.9"),
         (["deploy", "--template", "missing.yaml"], "--template missing.yaml: No such file"),
         (["outputs"], "stack commands need a region"),
     ],

@@ -312,6 +312,45 @@ def test_maximal_batch_of_smallest_records_stays_under_6_mb() -> None:
     assert 3.0 < _growth(payload) < 3.6
 
 
+# The smallest event the transform returns Ok: the three required fields, one character each.
+MINIMAL_VALID = b'{"event_id":"a","event_type":"b","timestamp":"c"}'
+
+
+def _worst_events() -> list[bytes]:
+    """Events built to grow the most: the minimal event, plus a user_id ("registered" is the longer
+    category), an amount (adds amount_category; 1E15 is written back as 1000000000000000.0), then
+    padded to ~100 bytes and beyond with more such floats, the largest growth a 4-byte number has."""
+    events = [MINIMAL_VALID]
+    current = MINIMAL_VALID[:-1] + b',"user_id":"u","amount":1E15'
+    for key in "defghijklm":
+        events.append(current + b"}")
+        current += b',"' + key.encode() + b'":1E15'
+    return events
+
+
+def _worst_growth() -> tuple[float, bytes]:
+    return max((_growth(e), e) for e in _worst_events())
+
+
+def test_processor_buffer_cannot_overflow_the_response_for_the_worst_small_events() -> None:
+    """Every Ok record, however small (down to the minimal valid event) and however it was written,
+    fits: MaxValue x the worst measured growth stays under 6 MB, and a full buffer of the worst
+    event really comes back whole. Failed records of at least that size grow less (checked)."""
+    growth, worst = _worst_growth()
+    buffer_bytes = _max_processor_buffer_bytes()
+    assert any(90 <= len(e) <= 110 for e in _worst_events())  # the ~100-byte events are covered
+    assert buffer_bytes * growth < transform.MAX_RESPONSE_BYTES, f"{growth:.2f}x of {buffer_bytes} bytes"
+    event = _full_buffer(buffer_bytes, worst)
+    response = transform.lambda_handler(event, None)
+    assert {r["result"] for r in response["records"]} == {"Ok"}
+    assert transform.response_size(response) < transform.MAX_RESPONSE_BYTES
+    # A record that fails comes back as itself: less growth than any Ok record of its size.
+    failed = b"x" * len(MINIMAL_VALID)
+    response = transform.lambda_handler(_event(*([failed] * 200), id_chars=RECORD_ID_CHARS), None)
+    assert {r["result"] for r in response["records"]} == {"ProcessingFailed"}
+    assert transform.response_size(response) / (200 * len(failed)) < growth
+
+
 def test_aws_maximum_buffer_would_exceed_the_limit_and_fails_loudly() -> None:
     """Why the template caps the parameter below AWS's 3 MB: the same records at 3 MB overflow."""
     payload = json.dumps(SMALLEST, separators=(",", ":")).encode()
