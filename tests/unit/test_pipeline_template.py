@@ -139,6 +139,81 @@ def test_3_parquet_conversion_has_schema_and_input_format(template: dict[str, An
     assert columns["amount"] == "double"  # the transform turns "250" into 250.0 for this
 
 
+def _hive_type(value: object) -> object:
+    """The Hive type the OpenX JSON SerDe needs for a JSON value; structs as {field: type}."""
+    if isinstance(value, bool):  # before int: bool is an int subclass
+        return "boolean"
+    if isinstance(value, int):
+        return "bigint"
+    if isinstance(value, float):
+        return "double"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, dict):
+        return {k: _hive_type(v) for k, v in value.items()}
+    raise AssertionError(f"no column type for {type(value).__name__}: {value!r}")
+
+
+def _parse_glue_type(text: str) -> object:
+    """'struct<a:string,b:struct<c:bigint>>' as {'a': 'string', 'b': {'c': 'bigint'}}."""
+    if not text.startswith("struct<"):
+        return text
+    assert text.endswith(">"), text
+    fields: dict[str, object] = {}
+    body, depth, start = text[len("struct<") : -1], 0, 0
+    for i, char in enumerate(body + ","):
+        depth += {"<": 1, ">": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            name, _, kind = body[start:i].partition(":")
+            fields[name] = _parse_glue_type(kind)
+            start = i + 1
+    return fields
+
+
+def _produced_fields() -> dict[str, object]:
+    """Field -> Hive type over what the pipeline receives: every shipped generator's events (a
+    fixed seed, enough events to reach the rare branches: firmware updates, late mobile events),
+    the trace fields producer/generation.py adds, then the transform's enrichment."""
+    import importlib.util
+
+    from producer.events import GENERATORS, build_generator
+
+    spec = importlib.util.spec_from_file_location("loadgen_transform_for_glue", TRANSFORM)
+    assert spec is not None and spec.loader is not None
+    transform = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(transform)
+    generator = build_generator(dict.fromkeys(GENERATORS, 1.0), 7)
+    fields: dict[str, set[str]] = {}
+    for seq in range(60_000):
+        event = generator.next_event(1.8e9 + seq / 100)
+        event["run_id"], event["seq"] = "20261204T041500Z-abcdef", seq  # as generation.py does
+        for name, value in transform.enrich(event, "2026-12-04T04:15:00.000Z").items():
+            fields.setdefault(name, set()).add(json.dumps(_hive_type(value), sort_keys=True))
+    types = {name: [json.loads(t) for t in found] for name, found in fields.items()}
+    mixed = {name: found for name, found in types.items() if len(found) > 1}
+    assert not mixed, f"fields with more than one JSON type: {mixed}"
+    return {name: found[0] for name, found in types.items()}
+
+
+def test_glue_columns_are_every_field_the_pipeline_keeps(template: dict[str, Any]) -> None:
+    table = template["Resources"]["EventsTable"]["Properties"]["TableInput"]
+    columns = {c["Name"]: _parse_glue_type(c["Type"]) for c in table["StorageDescriptor"]["Columns"]}
+    produced = _produced_fields()
+    for must in ("run_id", "seq", "received_at", "order_id", "price", "cart_items", "temperature_c", "geo"):
+        assert must in produced, f"the generators no longer produce {must}"
+    assert columns == produced
+    # The OpenX JSON SerDe lower-cases JSON keys before matching them to columns.
+    assert all(name == name.lower() for name in columns)
+
+
+def test_glue_database_has_an_explicit_name(template: dict[str, Any]) -> None:
+    database = template["Resources"]["GlueDatabase"]["Properties"]["DatabaseInput"]
+    assert database["Name"] == {"Ref": "GlueDatabaseName"}
+    parameter = template["Parameters"]["GlueDatabaseName"]
+    assert re.fullmatch(parameter["AllowedPattern"], parameter["Default"])
+    assert not re.fullmatch(parameter["AllowedPattern"], "Has-Hyphen")  # Athena needs [a-z0-9_]
+
+
 def test_4_conversion_buffer_at_least_64_mib_and_uncompressed(template: dict[str, Any]) -> None:
     dest = _s3_dest(template)
     assert dest["CompressionFormat"] == "UNCOMPRESSED"
