@@ -446,7 +446,7 @@ def test_outputs_and_producer_policy(template: dict[str, Any]) -> None:
         "ProducerPolicyArn",
     ):
         assert key in outputs
-    (statement,) = template["Resources"]["ProducerPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    statement, describe = template["Resources"]["ProducerPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert sorted(_actions(statement)) == [
         "firehose:DescribeDeliveryStream",
         "firehose:PutRecord",
@@ -456,6 +456,35 @@ def test_outputs_and_producer_policy(template: dict[str, Any]) -> None:
         {"Fn::GetAtt": ["S3Stream", "Arn"]},
         {"Fn::GetAtt": ["OpenSearchStream", "Arn"]},
     ]
+    # run --stack reads this stack's outputs (DescribeStacks), and only this stack's.
+    assert describe["Effect"] == "Allow"
+    assert _actions(describe) == ["cloudformation:DescribeStacks"]
+    stack_arn = (
+        "arn:${AWS::Partition}:cloudformation:${AWS::Region}:${AWS::AccountId}:stack/${AWS::StackName}/*"
+    )
+    assert describe["Resource"] == {"Fn::Sub": stack_arn}
+
+
+def test_alarm_topic_key_lets_cloudwatch_publish(template: dict[str, Any]) -> None:
+    """A topic encrypted with alias/aws/sns never receives alarms: CloudWatch needs kms:Decrypt
+    and kms:GenerateDataKey* on the topic's key, which only a customer-managed key can grant."""
+    resources = template["Resources"]
+    key_ref = resources["AlarmTopic"]["Properties"]["KmsMasterKeyId"]
+    assert isinstance(key_ref, dict) and set(key_ref) == {"Ref"}, key_ref
+    key = resources[key_ref["Ref"]]
+    assert key["Type"] == "AWS::KMS::Key"
+    assert key["Properties"]["EnableKeyRotation"] is True
+    granted: set[str] = set()
+    for statement in key["Properties"]["KeyPolicy"]["Statement"]:
+        if statement["Effect"] == "Allow" and statement["Principal"] == {
+            "Service": "cloudwatch.amazonaws.com"
+        }:
+            assert "Condition" not in statement  # a condition CloudWatch does not send would deny it
+            granted.update(_actions(statement))
+    assert {"kms:Decrypt", "kms:GenerateDataKey*"} <= granted
+    # Every alarm notifies that topic.
+    alarms = [r for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    assert alarms and all(a["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}] for a in alarms)
 
 
 def test_template_fits_in_a_template_body() -> None:
