@@ -4,18 +4,29 @@
 trace fields, so duplicates (the same event indexed twice under different ids) are counted.
 https://opensearch.org/docs/latest/api-reference/count/
 https://opensearch.org/docs/latest/search-plugins/searching-data/paginate/#the-search_after-parameter
-Plain HTTP(S), optionally with basic auth in the URL (fine-grained access control); an
-IAM-only domain needs SigV4, which this reader does not sign.
+Basic auth when the URL carries user:password (fine-grained access control); otherwise, when
+AWS credentials are found (the SDK's usual chain), every request is signed with SigV4 by
+botocore's signer for service "es", so an IAM-only domain can be read:
+https://docs.aws.amazon.com/opensearch-service/latest/developerguide/ac.html#managedomains-signing-service-requests
+Without either, requests go out plain (an open or local cluster).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import inspect
+import re
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import aiohttp
 import orjson
+from aiobotocore.session import get_session
+from botocore.auth import SigV4Auth, _host_from_url
+from botocore.awsrequest import AWSRequest
+from yarl import URL
 
 from producer.audit import trace
 from producer.audit.findings import StreamFindings
@@ -23,6 +34,58 @@ from producer.errors import UsageError
 
 PAGE_SIZE = 5000
 _FIELDS = [trace.RUN_ID_FIELD, trace.SEQ_FIELD, *trace.EVENT_TIME_FIELDS]
+# A domain endpoint names its region: search-NAME-ID.eu-west-1.es.amazonaws.com (VPC: vpc-...).
+# https://docs.aws.amazon.com/general/latest/gr/opensearch-service.html
+_DOMAIN_HOST = re.compile(r"\.([a-z]{2}(?:-[a-z]+)+-\d+)\.es\.amazonaws\.com$")
+SIGNING_SERVICE = "es"
+# _count and _search take their query as a GET body, so reading needs only es:ESHttpGet, the
+# action the stack's domain policy grants the account's readers (POST would need ESHttpPost).
+# https://docs.aws.amazon.com/opensearch-service/latest/developerguide/ac.html#ac-reference
+READ_METHOD = "GET"
+
+
+def signing_region(url: str, default: str) -> str:
+    """The region in an OpenSearch Service endpoint's host name, else ``default`` (--region)."""
+    match = _DOMAIN_HOST.search(urlsplit(url).hostname or "")
+    return match.group(1) if match else default
+
+
+@dataclass(frozen=True, slots=True)
+class SigV4Signer:
+    """Signs each request with botocore's SigV4 signer. ``credentials``: botocore Credentials
+    or aiobotocore's refreshable ones (frozen again per request, so a refresh is picked up)."""
+
+    credentials: Any
+    region: str
+
+    async def headers(self, url: str, body: bytes, headers: dict[str, str]) -> dict[str, str]:
+        frozen = self.credentials.get_frozen_credentials()
+        if inspect.isawaitable(frozen):
+            frozen = await frozen
+        request = AWSRequest(
+            method=READ_METHOD,
+            url=url,
+            data=body,
+            # Host as sent (aiohttp sends the same value); the body's hash signed in a header,
+            # as the OpenSearch clients' own signers do.
+            headers={
+                **headers,
+                "Host": _host_from_url(url),
+                "X-Amz-Content-SHA256": hashlib.sha256(body).hexdigest(),
+            },
+        )
+        SigV4Auth(frozen, SIGNING_SERVICE, self.region).add_auth(request)
+        return dict(request.headers.items())
+
+
+async def default_signer(url: str, region: str) -> SigV4Signer | None:
+    """A signer when the URL has no user:password and the SDK's chain finds credentials."""
+    if urlsplit(url).username is not None:
+        return None
+    credentials = await get_session().get_credentials()
+    if credentials is None:
+        return None
+    return SigV4Signer(credentials, signing_region(url, region))
 
 
 def _query(run_id: str) -> dict[str, Any]:
@@ -44,13 +107,17 @@ def _split_auth(url: str) -> tuple[str, dict[str, str]]:
     return clean, {"Authorization": f"Basic {token}"}
 
 
-async def read_opensearch(url: str, index: str, run_id: str, stream: str) -> StreamFindings:
+async def read_opensearch(
+    url: str, index: str, run_id: str, stream: str, signer: SigV4Signer | None = None
+) -> StreamFindings:
+    """``signer``: sign every request with SigV4 (see default_signer); None sends them unsigned,
+    or with basic auth when the URL carries user:password."""
     base, headers = _split_auth(url)
     findings = StreamFindings(stream, "opensearch")
     timeout = aiohttp.ClientTimeout(total=60)
     try:
         async with aiohttp.ClientSession(headers=headers, timeout=timeout) as http:
-            count = await _post(http, f"{base}/{index}/_count", {"query": _query(run_id)})
+            count = await _read(http, f"{base}/{index}/_count", {"query": _query(run_id)}, signer)
             total = int(count.get("count", 0))
             read = 0
             after: list[Any] | None = None
@@ -64,7 +131,7 @@ async def read_opensearch(url: str, index: str, run_id: str, stream: str) -> Str
                 }
                 if after is not None:
                     body["search_after"] = after
-                page = await _post(http, f"{base}/{index}/_search", body)
+                page = await _read(http, f"{base}/{index}/_search", body, signer)
                 hits = page.get("hits", {}).get("hits", [])
                 for hit in hits:
                     found = trace.from_event(hit.get("_source") or {})
@@ -87,10 +154,22 @@ async def read_opensearch(url: str, index: str, run_id: str, stream: str) -> Str
     return findings
 
 
-async def _post(http: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> dict[str, Any]:
-    async with http.post(url, data=orjson.dumps(body), headers={"Content-Type": "application/json"}) as r:
+async def _read(
+    http: aiohttp.ClientSession, url: str, body: dict[str, Any], signer: SigV4Signer | None
+) -> dict[str, Any]:
+    data = orjson.dumps(body)
+    headers = {"Content-Type": "application/json"}
+    if signer is not None:
+        headers = await signer.headers(url, data, headers)
+    # encoded=True: the path goes out exactly as signed (the "*" of an index pattern included).
+    async with http.request(READ_METHOD, URL(url, encoded=True), data=data, headers=headers) as r:
         text = await r.read()
         if r.status >= 400:
-            raise UsageError(f"OpenSearch {url} answered {r.status}: {text[:200].decode(errors='replace')}")
+            how = (
+                f"signed with SigV4 for {signer.region}" if signer else "not signed: no AWS credentials found"
+            )
+            raise UsageError(
+                f"OpenSearch {url} answered {r.status} ({how}): {text[:200].decode(errors='replace')}"
+            )
         result: dict[str, Any] = orjson.loads(text)
         return result

@@ -114,8 +114,8 @@ async def opensearch() -> AsyncIterator[tuple[str, FakeOpenSearch]]:
     ]
     fake = FakeOpenSearch(docs)
     app = web.Application()
-    app.router.add_post("/{index}/_count", fake.count)
-    app.router.add_post("/{index}/_search", fake.search)
+    app.router.add_get("/{index}/_count", fake.count)
+    app.router.add_get("/{index}/_search", fake.search)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
