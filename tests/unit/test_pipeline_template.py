@@ -176,7 +176,7 @@ def _produced_fields() -> dict[str, object]:
     the trace fields producer/generation.py adds, then the transform's enrichment."""
     import importlib.util
 
-    from producer.events import GENERATORS, build_generator
+    from producer.events.registry import GENERATORS, build_generator
 
     spec = importlib.util.spec_from_file_location("loadgen_transform_for_glue", TRANSFORM)
     assert spec is not None and spec.loader is not None
