@@ -14,78 +14,24 @@ Without either, requests go out plain (an open or local cluster).
 from __future__ import annotations
 
 import base64
-import hashlib
-import inspect
-import re
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import aiohttp
 import orjson
-from aiobotocore.session import get_session
-from botocore.auth import SigV4Auth, _host_from_url
-from botocore.awsrequest import AWSRequest
 from yarl import URL
 
 from producer.audit import trace
 from producer.audit.findings import StreamFindings
+from producer.aws.sigv4 import SigV4Signer
 from producer.errors import UsageError
 
 PAGE_SIZE = 5000
 _FIELDS = [trace.RUN_ID_FIELD, trace.SEQ_FIELD, *trace.EVENT_TIME_FIELDS]
-# A domain endpoint names its region: search-NAME-ID.eu-west-1.es.amazonaws.com (VPC: vpc-...).
-# https://docs.aws.amazon.com/general/latest/gr/opensearch-service.html
-_DOMAIN_HOST = re.compile(r"\.([a-z]{2}(?:-[a-z]+)+-\d+)\.es\.amazonaws\.com$")
-SIGNING_SERVICE = "es"
 # _count and _search take their query as a GET body, so reading needs only es:ESHttpGet, the
 # action the stack's domain policy grants the account's readers (POST would need ESHttpPost).
 # https://docs.aws.amazon.com/opensearch-service/latest/developerguide/ac.html#ac-reference
 READ_METHOD = "GET"
-
-
-def signing_region(url: str, default: str) -> str:
-    """The region in an OpenSearch Service endpoint's host name, else ``default`` (--region)."""
-    match = _DOMAIN_HOST.search(urlsplit(url).hostname or "")
-    return match.group(1) if match else default
-
-
-@dataclass(frozen=True, slots=True)
-class SigV4Signer:
-    """Signs each request with botocore's SigV4 signer. ``credentials``: botocore Credentials
-    or aiobotocore's refreshable ones (frozen again per request, so a refresh is picked up)."""
-
-    credentials: Any
-    region: str
-
-    async def headers(self, url: str, body: bytes, headers: dict[str, str]) -> dict[str, str]:
-        frozen = self.credentials.get_frozen_credentials()
-        if inspect.isawaitable(frozen):
-            frozen = await frozen
-        request = AWSRequest(
-            method=READ_METHOD,
-            url=url,
-            data=body,
-            # Host as sent (aiohttp sends the same value); the body's hash signed in a header,
-            # as the OpenSearch clients' own signers do.
-            headers={
-                **headers,
-                "Host": _host_from_url(url),
-                "X-Amz-Content-SHA256": hashlib.sha256(body).hexdigest(),
-            },
-        )
-        SigV4Auth(frozen, SIGNING_SERVICE, self.region).add_auth(request)
-        return dict(request.headers.items())
-
-
-async def default_signer(url: str, region: str) -> SigV4Signer | None:
-    """A signer when the URL has no user:password and the SDK's chain finds credentials."""
-    if urlsplit(url).username is not None:
-        return None
-    credentials = await get_session().get_credentials()
-    if credentials is None:
-        return None
-    return SigV4Signer(credentials, signing_region(url, region))
 
 
 def _query(run_id: str) -> dict[str, Any]:

@@ -11,10 +11,11 @@ from producer.audit import aws
 from producer.audit.findings import StreamFindings
 from producer.audit.hints import BufferHints
 from producer.audit.local_source import DELIVERY_LOG, read_local
-from producer.audit.opensearch_source import default_signer, read_opensearch
+from producer.audit.opensearch_source import READ_METHOD, read_opensearch
 from producer.audit.reconcile import StreamAudit, reconcile
 from producer.audit.runinfo import RunInfo, load_run
 from producer.audit.s3_source import read_s3
+from producer.aws.sigv4 import default_signer
 from producer.errors import UsageError
 
 
@@ -76,7 +77,7 @@ async def run_audit(request: AuditRequest, run: RunInfo | None = None) -> AuditR
     if request.s3_bucket and s3_streams:
         found |= await read_s3(request.aws, request.s3_bucket, request.s3_prefix, run.run_id, s3_streams)
     if request.opensearch_url:
-        signer = await default_signer(request.opensearch_url, request.aws.region)
+        signer = await default_signer(request.opensearch_url, request.aws.region, READ_METHOD)
         for name in (n for n in names if is_opensearch(n)):
             found[name] = await read_opensearch(
                 request.opensearch_url, request.opensearch_index, run.run_id, name, signer

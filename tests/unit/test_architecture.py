@@ -118,9 +118,11 @@ def test_no_import_cycles() -> None:
 
 
 def test_only_firehose_speaks_firehose() -> None:
-    # The Firehose client and botocore's SigV4 signer: one place sends to Firehose.
+    # The Firehose client and botocore's SigV4 signer: one place sends to Firehose; aws/ signs
+    # for the other AWS endpoints (the OpenSearch domain audit reads).
     signer = ("botocore.auth", "botocore.awsrequest", "botocore.signers")
-    assert _offenders("producer.firehose", signer) == []
+    offenders = _offenders("producer.firehose", signer)
+    assert [o for o in offenders if not o.startswith("producer/aws/")] == []
     mentions = [
         str(path.relative_to(ROOT))
         for name, path in _modules().items()

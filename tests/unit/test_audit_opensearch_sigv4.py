@@ -21,7 +21,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from producer.audit.opensearch_source import default_signer, read_opensearch, signing_region
+from producer.audit.opensearch_source import READ_METHOD, read_opensearch
+from producer.aws.sigv4 import default_signer, signing_region
 from producer.errors import UsageError
 from tests.helpers import run_cli
 
@@ -133,7 +134,7 @@ def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.usefixtures("credentials")
 async def test_reads_an_iam_only_domain_with_sigv4(domain: tuple[str, IamOnlyDomain]) -> None:
     url, fake = domain
-    signer = await default_signer(url, REGION)
+    signer = await default_signer(url, REGION, READ_METHOD)
     assert signer is not None
     found = await read_opensearch(url, "realtime-events*", RUN, "s-opensearch", signer)
     assert (found.seqs.unique, found.seqs.total) == (6_000, 6_001)  # seq 3 twice: a duplicate
@@ -149,7 +150,7 @@ async def test_the_domain_rejects_a_wrong_signature(
     """The check in the fake is real: a request signed with another secret gets 403."""
     url, fake = domain
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
-    signer = await default_signer(url, REGION)
+    signer = await default_signer(url, REGION, READ_METHOD)
     with pytest.raises(UsageError, match=r"answered 403 \(signed with SigV4 for eu-west-1\).*does not match"):
         await read_opensearch(url, "realtime-events*", RUN, "s-opensearch", signer)
     assert fake.verified == 0
@@ -159,7 +160,7 @@ async def test_without_credentials_requests_are_unsigned_and_refused(
     domain: tuple[str, IamOnlyDomain],
 ) -> None:
     url, _ = domain
-    assert await default_signer(url, REGION) is None
+    assert await default_signer(url, REGION, READ_METHOD) is None
     with pytest.raises(UsageError, match=r"answered 403 \(not signed: no AWS credentials found\)"):
         await read_opensearch(url, "realtime-events*", RUN, "s-opensearch", None)
 
@@ -167,7 +168,7 @@ async def test_without_credentials_requests_are_unsigned_and_refused(
 @pytest.mark.usefixtures("credentials")
 async def test_basic_auth_in_the_url_is_not_signed(domain: tuple[str, IamOnlyDomain]) -> None:
     url, _ = domain
-    assert await default_signer(url.replace("http://", "http://user:pw@"), REGION) is None
+    assert await default_signer(url.replace("http://", "http://user:pw@"), REGION, READ_METHOD) is None
 
 
 def test_signing_region_comes_from_the_domain_endpoint() -> None:
