@@ -117,6 +117,13 @@ class Proxy:
         return self
 
     def __exit__(self, *_: object) -> None:
+        async def cancel_pipes() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(cancel_pipes(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
 
@@ -147,7 +154,7 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, prox
     try:
         while data := await reader.read(65536):
             if proxy is not None and b"x-amz-target:" in data.lower() and not data.startswith(b"\x16"):
-                proxy.forwarded += data.lower().count(b"x-amz-target:") - 0
+                proxy.forwarded += data.lower().count(b"x-amz-target:")
             writer.write(data)
             await writer.drain()
     except ConnectionError:
