@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -28,6 +29,7 @@ S3_ROOT = Path(pipeline.LOCAL_BUCKET) / "raw-data"
 OPENSEARCH_ROOT = Path("opensearch")
 RATE = 600
 DURATION_S = 4
+MID_ACCEPTED = ("loadgen_records_total", (("outcome", "accepted"), ("stream", pipeline.S3_STREAM)))
 
 
 def _env() -> dict[str, str]:
@@ -124,8 +126,15 @@ def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         "--log-every", "1s",
     )  # fmt: skip
     try:
-        time.sleep(DURATION_S / 2 + 1.0)
-        mid = _scrape(port)
+        # The first scrape that shows accepted records, while the run goes on: the workers'
+        # start-up (imports, the local Firehose child) takes longer on a loaded machine, so a
+        # fixed time could come before the parent's first scrape of any worker.
+        deadline = time.monotonic() + DURATION_S + 20
+        mid: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        while time.monotonic() < deadline and not mid.get(MID_ACCEPTED):
+            time.sleep(0.25)
+            with contextlib.suppress(OSError):
+                mid = _scrape(port)
         _wait_for(summary_path, proc)
         time.sleep(0.3)  # the summary is written, then printed; /metrics lingers 4 s
         end = _scrape(port)
@@ -189,9 +198,7 @@ def test_the_runs_metrics_are_the_sum_of_the_workers(two_workers: Run) -> None:
     assert end[("loadgen_workers", (("state", "finished"),))] == 2
     info = [v for (n, _), v in end.items() if n == "loadgen_info"]
     assert info == [1.0]  # one run, not one per worker
-    mid_accepted = two_workers.metrics_mid[
-        ("loadgen_records_total", (("outcome", "accepted"), ("stream", pipeline.S3_STREAM)))
-    ]
+    mid_accepted = two_workers.metrics_mid[MID_ACCEPTED]
     assert 0 < mid_accepted < summary["streams"][pipeline.S3_STREAM]["accepted"]
 
 
