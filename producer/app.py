@@ -8,43 +8,37 @@ import random
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
-
-import orjson
+from typing import Any, TextIO, TypeVar
 
 from producer import pipeline
-from producer.config import RunConfig, TargetKind
+from producer.config import Ending, RunConfig, TargetKind
 from producer.console import LiveView, print_summary
 from producer.delivery.channel import StreamChannel
 from producer.delivery.retry import Decision, classify_request_error
 from producer.delivery.spool import Spool, check_spool_path
-from producer.errors import (
-    EXIT_DEAD_LETTERED,
-    EXIT_INCOMPLETE,
-    EXIT_OK,
-    EXIT_STREAM_UNUSABLE,
-    StreamUnusable,
-    UsageError,
-)
+from producer.errors import StreamUnusable, UsageError
 from producer.events.registry import build_generator
 from producer.firehose.client import ClientSettings, FirehoseClient, open_batch_client, open_client
 from producer.firehose.errors import ApiError, TransportError
 from producer.generation import Progress, generate
 from producer.local.server import LocalFirehose, LocalOptions
+from producer.runtime import Signals, first_done
 from producer.schedule import scaled
-from producer.signals import Signals, first_done
+from producer.summary import RunSummary, StreamSummary, run_summary_paths
 from producer.telemetry.histogram import StreamHistograms
 from producer.telemetry.metrics import MetricsServer, RunTelemetry, build_registry, start_metrics
 from producer.telemetry.stats import ScheduleCheck, StreamStats
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True, slots=True)
 class RunResult:
-    summary: dict[str, Any]
+    summary: RunSummary
     exit_code: int
 
 
@@ -80,12 +74,29 @@ async def prepare_streams(client: FirehoseClient, streams: Sequence[str], create
 
 async def run_load(config: RunConfig, out: TextIO = sys.stdout) -> RunResult:
     run_id = config.run_id or new_run_id()
+    return await with_signals(lambda signals: _run(config, run_id, signals, out))
+
+
+async def with_signals(body: Callable[[Signals], Awaitable[T]]) -> T:
+    """SIGINT/SIGTERM handled for the time of ``body`` (a run or a replay): the first stops
+    feeding and starts the grace, a second aborts (runtime.py)."""
     signals = Signals()
     signals.install()
     try:
-        return await _run(config, run_id, signals, out)
+        return await body(signals)
     finally:
         signals.remove()
+
+
+def open_spool(path: Path) -> Spool:
+    """The dead-letter spool, checked before the first record: exit 2 and one line when it
+    cannot be written."""
+    problem = check_spool_path(path)
+    if problem is not None:
+        raise UsageError(
+            f"cannot write the dead-letter spool {path}: {problem}; pass a writable file with --dead-letter"
+        )
+    return Spool(path)
 
 
 async def _run(config: RunConfig, run_id: str, signals: Signals, out: TextIO) -> RunResult:
@@ -127,14 +138,7 @@ async def _load(
     telemetry: RunTelemetry,
 ) -> RunResult:
     target = config.target
-    dead_letter = config.dead_letter or config.output_dir / "dead-letter" / f"{run_id}.jsonl"
-    problem = check_spool_path(dead_letter)
-    if problem is not None:
-        raise UsageError(
-            f"cannot write the dead-letter spool {dead_letter}: {problem}; "
-            "pass a writable file with --dead-letter"
-        )
-    spool = Spool(dead_letter)
+    spool = open_spool(config.dead_letter or config.output_dir / "dead-letter" / f"{run_id}.jsonl")
     started = time.monotonic()
     progress = Progress(by_source=telemetry.events_by_source, target_rate=config.rate)
     telemetry.target_rate_now = lambda: progress.target_rate
@@ -177,7 +181,6 @@ async def _load(
             channel.start()
         live = LiveView.for_run(config, stats, histograms, out)
         live_task = None if config.quiet else asyncio.create_task(live.run())
-        gen_task = asyncio.create_task(generate(config, generator, channels, signals.stop, progress, run_id))
         gen_started = time.monotonic()
         schedule = ScheduleCheck(
             scaled(config.profile.rate_shape, config.rate / config.profile.rate), config.duration_s
@@ -186,23 +189,10 @@ async def _load(
             config.duration_s + schedule.tolerance_s,
             lambda: schedule.mark(progress.events, config.duration_s),
         )
-        stopping = asyncio.ensure_future(_first_set(signals.stop, spool.broken))
-        await asyncio.wait([gen_task, stopping], return_when=asyncio.FIRST_COMPLETED)
-        if not gen_task.done():
-            # A signal, or a spool that cannot take records any more: generation may be blocked
-            # on a full stream.
-            gen_task.cancel()
-        stopping.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await gen_task
+        await feed(generate(config, generator, channels, signals.stop, progress, run_id), signals, spool)
         on_time.cancel()
         schedule.mark(progress.events, time.monotonic() - gen_started)
-        if spool.broken.is_set():
-            print(
-                f"error: {spool.failure}; generation stopped, records given up from now on are lost",
-                file=sys.stderr,
-            )
-        await _close(channels, config, signals)
+        await close(channels, config.ending, signals)
         if live_task is not None:
             live_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -210,11 +200,31 @@ async def _load(
         spool.close()
     # The exit stack has stopped the local Firehose, which delivered everything it buffered.
     summary = _summary(config, run_id, progress.events, time.monotonic() - started, stats, spool)
-    summary["schedule"] = schedule.summary(progress.events) | {"on_full": config.channel.on_full}
-    _write_summary(config, run_id, summary)
+    summary.schedule = schedule.summary(progress.events) | {"on_full": config.channel.on_full}
+    summary.write(run_summary_paths(config.output_dir, run_id, config.summary_json))
     print_summary(summary, out, config.log_format)
     _report_delivery_problems(summary, stats)
-    return RunResult(summary, _exit_code(stats))
+    return RunResult(summary, summary.exit_code())
+
+
+async def feed(feeding: Coroutine[Any, Any, None], signals: Signals, spool: Spool) -> None:
+    """Run what offers records to the channels (generation, or a spool being replayed) until it
+    ends, a signal comes, or the dead-letter spool breaks (then nothing more may be taken)."""
+    task = asyncio.ensure_future(feeding)
+    stopping = asyncio.ensure_future(_first_set(signals.stop, spool.broken))
+    await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
+    if not task.done():
+        # A signal, or a spool that cannot take records any more: the feed may be blocked on a
+        # full stream.
+        task.cancel()
+    stopping.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    if spool.broken.is_set():
+        print(
+            f"error: {spool.failure}; no new records are taken, records given up from now on are lost",
+            file=sys.stderr,
+        )
 
 
 async def _first_set(*events: asyncio.Event) -> None:
@@ -226,18 +236,18 @@ async def _first_set(*events: asyncio.Event) -> None:
             w.cancel()
 
 
-async def _close(channels: Sequence[StreamChannel], config: RunConfig, signals: Signals) -> None:
-    """The end of a run. Without a signal it drains: delivery goes on until every record held is
-    accepted or has used its attempts and time-to-live, for --drain-timeout at most. A signal
-    (before or during the drain) gives the rest --shutdown-grace; a second one aborts."""
+async def close(channels: Sequence[StreamChannel], ending: Ending, signals: Signals) -> None:
+    """The end of a run or replay. Without a signal it drains: delivery goes on until every record
+    held is accepted or has used its attempts and time-to-live, for --drain-timeout at most. A
+    signal (before or during the drain) gives the rest --shutdown-grace; a second one aborts."""
     if signals.stop.is_set():
-        wait_s, reason, message = config.shutdown_grace_s, "ShutdownDeadline", GRACE_OVER
+        wait_s, reason, message = ending.shutdown_grace_s, "ShutdownDeadline", GRACE_OVER
     else:
-        wait_s, reason, message = config.drain_timeout_s, "DrainTimeout", DRAIN_OVER
+        wait_s, reason, message = ending.drain_timeout_s, "DrainTimeout", DRAIN_OVER
     closing = asyncio.ensure_future(asyncio.gather(*(c.close(wait_s, reason, message) for c in channels)))
     if reason == "DrainTimeout" and not await first_done(closing, signals.stop):
         for c in channels:
-            c.cut_short(config.shutdown_grace_s, "ShutdownDeadline", GRACE_OVER)
+            c.cut_short(ending.shutdown_grace_s, "ShutdownDeadline", GRACE_OVER)
     if not await first_done(closing, signals.abort):
         await asyncio.gather(*(c.abort() for c in channels))
     await closing
@@ -247,7 +257,7 @@ GRACE_OVER = "shutdown grace period ended before delivery"
 DRAIN_OVER = "--drain-timeout ended before delivery"
 
 
-def _report_delivery_problems(summary: dict[str, Any], stats: list[StreamStats]) -> None:
+def _report_delivery_problems(summary: RunSummary, stats: list[StreamStats]) -> None:
     """One clear stderr line per stopped stream, and the shortfall when streams held generation back."""
     for s in stats:
         if s.stopped_reason:
@@ -256,24 +266,14 @@ def _report_delivery_problems(summary: dict[str, Any], stats: list[StreamStats])
                 f"({s.dead_lettered:,} records in the dead-letter spool)",
                 file=sys.stderr,
             )
-    schedule = summary["schedule"]
-    if schedule["shortfall_events"]:
+    schedule = summary.schedule or {}
+    if schedule.get("shortfall_events"):
         print(
             f"behind schedule: {schedule['shortfall_events']:,} of {schedule['target_events']:,} events "
             f"({schedule['shortfall_pct']}%) were not generated on time because a stream could not "
             f"keep up (--on-full {schedule['on_full']})",
             file=sys.stderr,
         )
-
-
-def _exit_code(stats: list[StreamStats]) -> int:
-    if not all(s.balanced for s in stats):
-        return EXIT_INCOMPLETE
-    if stats and all(s.stopped_reason for s in stats):
-        return EXIT_STREAM_UNUSABLE
-    if any(s.dead_lettered for s in stats):
-        return EXIT_DEAD_LETTERED
-    return EXIT_OK
 
 
 def _summary(
@@ -283,29 +283,20 @@ def _summary(
     duration_s: float,
     stats: list[StreamStats],
     spool: Spool,
-) -> dict[str, Any]:
-    return {
-        "run_id": run_id,
-        "profile": config.profile.name,
-        "target": config.target.describe(),
-        "rate": config.rate,
-        "duration_s": round(duration_s, 3),
-        "events_generated": generated,
-        "streams": {s.name: s.summary() for s in stats},
-        "output_dir": str(config.output_dir) if config.target.kind is TargetKind.LOCAL else None,
-        "dead_letter_path": str(spool.path) if spool.count else None,
+) -> RunSummary:
+    return RunSummary(
+        kind="run",
+        run_id=run_id,
+        profile=config.profile.name,
+        target=config.target.describe(),
+        rate=config.rate,
+        duration_s=round(duration_s, 3),
+        events_generated=generated,
+        streams={s.name: StreamSummary.of(s) for s in stats},
+        output_dir=str(config.output_dir) if config.target.kind is TargetKind.LOCAL else None,
+        dead_letter_path=str(spool.path) if spool.count else None,
         # A shard's seqs are index, index + count, ... (generation.py); the audit reads this.
-        "seq_spaces": [{"offset": config.shard.index, "stride": config.shard.count, "events": generated}]
+        seq_spaces=[{"offset": config.shard.index, "stride": config.shard.count, "events": generated}]
         if config.shard.count > 1
         else [],
-    }
-
-
-def _write_summary(config: RunConfig, run_id: str, summary: dict[str, Any]) -> None:
-    body = orjson.dumps(summary, option=orjson.OPT_INDENT_2)
-    paths = [config.output_dir / "runs" / f"{run_id}.json"]
-    if config.summary_json is not None:
-        paths.append(config.summary_json)
-    for path in paths:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_bytes(body + b"\n")
+    )

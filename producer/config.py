@@ -32,6 +32,15 @@ class Target:
 
 
 @dataclass(frozen=True, slots=True)
+class Ending:
+    """How a run or replay ends: a normal end drains for at most ``drain_timeout_s``; a signal
+    leaves ``shutdown_grace_s`` (app.close)."""
+
+    drain_timeout_s: float
+    shutdown_grace_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class RunConfig:
     profile: Profile
     rate: float
@@ -61,3 +70,7 @@ class RunConfig:
     run_id: str | None = None
     # At the end of the duration (no signal): how long delivery may go on (--drain-timeout).
     drain_timeout_s: float = 150.0
+
+    @property
+    def ending(self) -> Ending:
+        return Ending(self.drain_timeout_s, self.shutdown_grace_s)

@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TextIO
+from typing import Literal, TextIO
 
 import orjson
 from rich.console import Console
@@ -20,6 +20,7 @@ from rich.live import Live
 from rich.table import Table
 
 from producer.config import RunConfig
+from producer.summary import RunSummary
 from producer.telemetry.histogram import StreamHistograms
 from producer.telemetry.stats import StreamStats
 
@@ -198,40 +199,39 @@ SUMMARY_COLUMNS = {  # summary key: column title
 }
 
 
-def print_summary(summary: dict[str, Any], out: TextIO = sys.stdout, log_format: LogFormat = "text") -> None:
+def print_summary(summary: RunSummary, out: TextIO = sys.stdout, log_format: LogFormat = "text") -> None:
     if log_format == "json":
-        out.write(orjson.dumps({"event": "summary", **summary}).decode() + "\n")
+        out.write(orjson.dumps({"event": "summary", **summary.to_dict()}).decode() + "\n")
         out.flush()
         return
-    streams: dict[str, dict[str, Any]] = summary["streams"]
     # Wide enough for stream names and counts even when stdout is not a terminal.
     console = Console(file=out, width=max(140, Console(file=out).width))
     console.print(
-        f"run {summary['run_id']}: profile {summary['profile']}, {summary['events_generated']:,} "
-        f"events in {summary['duration_s']:.1f}s to {summary['target']}",
+        f"run {summary.run_id}: profile {summary.profile}, {summary.events_generated:,} "
+        f"events in {summary.duration_s:.1f}s to {summary.target}",
         highlight=False,
     )
     table = Table(show_edge=False)
     table.add_column("stream", no_wrap=True)
     for title in SUMMARY_COLUMNS.values():
         table.add_column(title, justify="right")
-    for name, s in streams.items():
-        table.add_row(name, *(f"{s[c]:,}" for c in SUMMARY_COLUMNS))
+    for name, s in summary.streams.items():
+        table.add_row(name, *(f"{getattr(s, c):,}" for c in SUMMARY_COLUMNS))
     console.print(table)
-    for name, s in streams.items():
-        if s.get("stopped_reason"):
-            console.print(f"{name} stopped: {s['stopped_reason']}", highlight=False, markup=False)
-        if s.get("dead_lettered_by_reason"):
-            reasons = ", ".join(f"{k} {v:,}" for k, v in s["dead_lettered_by_reason"].items())
+    for name, s in summary.streams.items():
+        if s.stopped_reason:
+            console.print(f"{name} stopped: {s.stopped_reason}", highlight=False, markup=False)
+        if s.dead_lettered_by_reason:
+            reasons = ", ".join(f"{k} {v:,}" for k, v in s.dead_lettered_by_reason.items())
             console.print(f"{name} dead-lettered: {reasons}", highlight=False, markup=False)
-        if s.get("lost"):
+        if s.lost:
             console.print(
-                f"{name} lost: {s['lost']:,} records neither accepted nor spooled (books incomplete)",
+                f"{name} lost: {s.lost:,} records neither accepted nor spooled (books incomplete)",
                 highlight=False,
                 markup=False,
             )
-    if summary.get("output_dir"):
-        console.print(f"delivered objects: {summary['output_dir']}", highlight=False, markup=False)
-    if summary.get("dead_letter_path"):
-        console.print(f"dead-letter spool: {summary['dead_letter_path']}", highlight=False, markup=False)
+    if summary.output_dir:
+        console.print(f"delivered objects: {summary.output_dir}", highlight=False, markup=False)
+    if summary.dead_letter_path:
+        console.print(f"dead-letter spool: {summary.dead_letter_path}", highlight=False, markup=False)
     out.flush()

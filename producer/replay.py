@@ -10,24 +10,24 @@ be replayed in turn.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
-import orjson
-
+from producer.app import RunResult, close, feed, open_spool, with_signals
+from producer.config import Ending
 from producer.delivery.channel import ChannelSettings, StreamChannel
 from producer.delivery.retry import RetryPolicy
-from producer.delivery.spool import Spool, SpoolEntry, read_spool
-from producer.errors import EXIT_DEAD_LETTERED, EXIT_OK, EXIT_STREAM_UNUSABLE, UsageError
+from producer.delivery.spool import SpoolEntry, read_spool
+from producer.errors import UsageError
 from producer.firehose.client import ClientSettings, open_client
 from producer.firehose.errors import ApiError, TransportError
-from producer.signals import Signals, first_done
+from producer.runtime import Signals
+from producer.summary import RunSummary, StreamSummary
 from producer.telemetry.stats import StreamStats
 
 
@@ -42,13 +42,13 @@ class ReplaySettings:
     channel: ChannelSettings
     retry: RetryPolicy
     shutdown_grace_s: float
+    # A normal end drains this long at most (--drain-timeout); see app.close.
+    drain_timeout_s: float
     seed: int | None = None
 
-
-@dataclass(frozen=True, slots=True)
-class ReplayResult:
-    summary: dict[str, Any]
-    exit_code: int
+    @property
+    def ending(self) -> Ending:
+        return Ending(self.drain_timeout_s, self.shutdown_grace_s)
 
 
 def default_output(path: Path, stamp: str) -> Path:
@@ -71,20 +71,15 @@ def load_entries(path: Path, streams: tuple[str, ...]) -> dict[str, list[SpoolEn
     return by_stream
 
 
-async def replay_spool(settings: ReplaySettings, out: TextIO = sys.stdout) -> ReplayResult:
-    signals = Signals()
-    signals.install()
-    try:
-        return await _replay(settings, signals, out)
-    finally:
-        signals.remove()
+async def replay_spool(settings: ReplaySettings, out: TextIO = sys.stdout) -> RunResult:
+    return await with_signals(lambda signals: _replay(settings, signals, out))
 
 
-async def _replay(settings: ReplaySettings, signals: Signals, out: TextIO) -> ReplayResult:
+async def _replay(settings: ReplaySettings, signals: Signals, out: TextIO) -> RunResult:
     started = time.monotonic()
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     by_stream = load_entries(settings.path, settings.streams)
-    spool = Spool(settings.dead_letter or default_output(settings.path, stamp))
+    spool = open_spool(settings.dead_letter or default_output(settings.path, stamp))
     stats = [StreamStats(name) for name in by_stream]
     where = settings.endpoint_url or f"AWS {settings.region}"
     client_settings = ClientSettings(
@@ -111,32 +106,24 @@ async def _replay(settings: ReplaySettings, signals: Signals, out: TextIO) -> Re
         ]
         for channel in channels:
             channel.start()
-        feed = asyncio.create_task(_feed(channels, by_stream))
-        if not await first_done(feed, signals.stop):
-            feed.cancel()  # a signal: the feed may be blocked on a full stream
-        with contextlib.suppress(asyncio.CancelledError):
-            await feed
-        grace = settings.shutdown_grace_s
-        closing = asyncio.ensure_future(asyncio.gather(*(c.close(grace) for c in channels)))
-        if not await first_done(closing, signals.abort):
-            await asyncio.gather(*(c.abort() for c in channels))
-        await closing
+        # The same end as a run: drain, or the grace after a signal (app.py).
+        await feed(_feed(channels, by_stream), signals, spool)
+        await close(channels, settings.ending, signals)
         spool.close()
-    total = sum(len(v) for v in by_stream.values())
-    summary = {
-        "replayed_from": str(settings.path),
-        "target": where,
-        "records_in_spool": total,
-        "records_replayed": sum(s.sent for s in stats),
-        "duration_s": round(time.monotonic() - started, 3),
-        "streams": {s.name: s.summary() for s in stats},
-        "dead_letter_path": str(spool.path) if spool.count else None,
-    }
+    summary = RunSummary(
+        kind="replay",
+        replayed_from=str(settings.path),
+        target=where,
+        records_in_spool=sum(len(v) for v in by_stream.values()),
+        records_replayed=sum(s.sent for s in stats),
+        duration_s=round(time.monotonic() - started, 3),
+        streams={s.name: StreamSummary.of(s) for s in stats},
+        dead_letter_path=str(spool.path) if spool.count else None,
+    )
     if settings.summary_json is not None:
-        settings.summary_json.parent.mkdir(parents=True, exist_ok=True)
-        settings.summary_json.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
+        summary.write([settings.summary_json])
     _print(summary, stats, out)
-    return ReplayResult(summary, _exit_code(stats))
+    return RunResult(summary, summary.exit_code())
 
 
 async def _feed(channels: list[StreamChannel], by_stream: dict[str, list[SpoolEntry]]) -> None:
@@ -162,18 +149,10 @@ async def _feed(channels: list[StreamChannel], by_stream: dict[str, list[SpoolEn
             await asyncio.sleep(0)  # let the senders run even when no stream pushes back
 
 
-def _exit_code(stats: list[StreamStats]) -> int:
-    if stats and all(s.stopped_reason for s in stats):
-        return EXIT_STREAM_UNUSABLE
-    if any(s.dead_lettered for s in stats):
-        return EXIT_DEAD_LETTERED
-    return EXIT_OK
-
-
-def _print(summary: dict[str, Any], stats: list[StreamStats], out: TextIO) -> None:
+def _print(summary: RunSummary, stats: list[StreamStats], out: TextIO) -> None:
     out.write(
-        f"replayed {summary['records_replayed']:,} of {summary['records_in_spool']:,} records from "
-        f"{summary['replayed_from']} to {summary['target']} in {summary['duration_s']:.1f}s\n"
+        f"replayed {summary.records_replayed:,} of {summary.records_in_spool:,} records from "
+        f"{summary.replayed_from} to {summary.target} in {summary.duration_s:.1f}s\n"
     )
     for s in stats:
         out.write(
@@ -182,6 +161,10 @@ def _print(summary: dict[str, Any], stats: list[StreamStats], out: TextIO) -> No
         )
         if s.stopped_reason:
             out.write(f"  {s.name} stopped: {s.stopped_reason}\n")
-    if summary["dead_letter_path"]:
-        out.write(f"still failing, spooled to: {summary['dead_letter_path']}\n")
+        if s.lost:
+            out.write(
+                f"  {s.name} lost: {s.lost:,} records neither accepted nor spooled (books incomplete)\n"
+            )
+    if summary.dead_letter_path:
+        out.write(f"still failing, spooled to: {summary.dead_letter_path}\n")
     out.flush()

@@ -9,18 +9,12 @@ from typing import Annotated
 import typer
 
 from producer import pipeline
-from producer.durations import parse_duration
+from producer.cli import options
 from producer.errors import UsageError
 
 
 def _seconds(option: str, text: str) -> float:
-    try:
-        value = parse_duration(text)
-    except ValueError as exc:
-        raise UsageError(f"{option}: {exc}") from None
-    if value <= 0:
-        raise UsageError(f"{option} must be longer than 0s")
-    return value
+    return options.duration(option, text, strict=True)
 
 
 def _print_table(result: dict[str, object]) -> None:
@@ -104,7 +98,7 @@ def reference(
 ) -> None:
     """A reference producer bench compares to (stock aiobotocore client, pooled generation)."""
     from producer.bench.handwritten import EventSource, handwritten_events, run_producer
-    from producer.loop import run_async
+    from producer.runtime import run_async
 
     make: Callable[[int | None], EventSource]
     if kind == "reference":
@@ -124,7 +118,7 @@ def reference(
             rate,
             _seconds("--duration", duration),
             metrics_port,
-            parse_duration(metrics_linger),
+            options.duration("--metrics-linger", metrics_linger),
         )
     )
 

@@ -139,7 +139,7 @@ def register(app: typer.Typer) -> None:
             transform_path=transform,
             discard=discard,
         )
-        from producer.loop import run_async
+        from producer.runtime import run_async
 
         run_async(_serve(options, ready_line=True))
 

@@ -15,13 +15,13 @@ from producer.bench import events as bench_events
 from producer.cli import audit as audit_commands
 from producer.cli import bench as bench_commands
 from producer.cli import local as local_commands
+from producer.cli import options
 from producer.cli import profiles as profile_commands
 from producer.cli import replay as replay_command
 from producer.cli import stack as stack_commands
 from producer.config import RunConfig, Target, TargetKind
 from producer.delivery.channel import ChannelSettings
 from producer.delivery.retry import RetryPolicy
-from producer.durations import parse_duration
 from producer.errors import LoadgenError, UsageError
 from producer.profile.loading import resolve_profile
 from producer.sharding import resolve_shard
@@ -57,22 +57,6 @@ class OnFull(StrEnum):
     drop = "drop"
 
 
-def _duration(option: str, text: str | None) -> float | None:
-    if text is None:
-        return None
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise UsageError(f"{option}: {exc}") from None
-
-
-def _positive(option: str, text: str) -> float:
-    value = _duration(option, text)
-    if value is None or value <= 0:
-        raise UsageError(f"{option} must be longer than 0s")
-    return value
-
-
 def _streams(given: list[str] | None, stack: str | None, target: Target) -> tuple[str, ...]:
     """--stream names, else both streams of --stack's outputs, else the reference pipeline's."""
     if given and stack:
@@ -89,10 +73,9 @@ def _streams(given: list[str] | None, stack: str | None, target: Target) -> tupl
 
 
 def _target(target: TargetChoice, endpoint_url: str | None, region: str | None) -> Target:
-    if endpoint_url:
-        if not endpoint_url.startswith(("http://", "https://")):
-            raise UsageError(f"--endpoint-url {endpoint_url!r} must start with http:// or https://")
-        return Target(TargetKind.ENDPOINT, region or "us-east-1", endpoint_url.rstrip("/"))
+    url = options.endpoint_url(endpoint_url)
+    if url is not None:
+        return Target(TargetKind.ENDPOINT, region or "us-east-1", url)
     if target is TargetChoice.aws:
         if not region:
             raise UsageError("--target aws needs a region: pass --region or set AWS_REGION")
@@ -133,20 +116,8 @@ def run(
             envvar="LOADGEN_TARGET",
         ),
     ] = TargetChoice.local,
-    endpoint_url: Annotated[
-        str | None,
-        typer.Option(
-            help="Any Firehose-compatible endpoint; the local one is not started.",
-            envvar=["LOADGEN_ENDPOINT_URL", "AWS_ENDPOINT_URL_FIREHOSE", "AWS_ENDPOINT_URL"],
-        ),
-    ] = None,
-    region: Annotated[
-        str | None,
-        typer.Option(
-            help="AWS region (default us-east-1 for local and endpoint targets).",
-            envvar=["LOADGEN_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"],
-        ),
-    ] = None,
+    endpoint_url: options.EndpointUrl = None,
+    region: options.Region = None,
     output_dir: Annotated[
         Path,
         typer.Option(
@@ -161,10 +132,7 @@ def run(
             envvar="LOADGEN_DEAD_LETTER",
         ),
     ] = None,
-    summary_json: Annotated[
-        Path | None,
-        typer.Option(help="Also write the run summary here.", envvar="LOADGEN_SUMMARY_JSON"),
-    ] = None,
+    summary_json: options.SummaryJson = None,
     seed: Annotated[
         int | None,
         typer.Option(help="Seed for a reproducible event sequence.", envvar="LOADGEN_SEED"),
@@ -173,10 +141,7 @@ def run(
         str,
         typer.Option(help="Longest wait before a partial batch is sent.", envvar="LOADGEN_LINGER"),
     ] = "200ms",
-    max_in_flight: Annotated[
-        int,
-        typer.Option(help="Concurrent PutRecordBatch calls per stream.", envvar="LOADGEN_MAX_IN_FLIGHT"),
-    ] = 8,
+    max_in_flight: options.MaxInFlight = 8,
     max_held: Annotated[
         int,
         typer.Option(
@@ -191,40 +156,11 @@ def run(
             envvar="LOADGEN_ON_FULL",
         ),
     ] = OnFull.block,
-    max_attempts: Annotated[
-        int,
-        typer.Option(help="Attempts per record before it is spooled.", envvar="LOADGEN_MAX_ATTEMPTS"),
-    ] = 10,
-    record_ttl: Annotated[
-        str,
-        typer.Option(help="Age after which a record is no longer retried.", envvar="LOADGEN_RECORD_TTL"),
-    ] = "2m",
-    shutdown_grace: Annotated[
-        str,
-        typer.Option(
-            help="On SIGINT/SIGTERM, how long in-flight sends and retries may finish before the rest "
-            "is spooled.",
-            envvar="LOADGEN_SHUTDOWN_GRACE",
-        ),
-    ] = "10s",
-    drain_timeout: Annotated[
-        str | None,
-        typer.Option(
-            help="At the end of --duration, how long sends and retries may go on until every record "
-            "is accepted or has used its attempts/TTL. Default: --record-ttl plus --call-timeout, so "
-            "the drain never cuts a record still within its time-to-live.",
-            envvar="LOADGEN_DRAIN_TIMEOUT",
-            show_default=False,
-        ),
-    ] = None,
-    call_timeout: Annotated[
-        str,
-        typer.Option(
-            help="Total deadline of one PutRecordBatch call; its records are then retried as "
-            "outcome unknown (possible duplicates).",
-            envvar="LOADGEN_CALL_TIMEOUT",
-        ),
-    ] = "30s",
+    max_attempts: options.MaxAttempts = 10,
+    record_ttl: options.RecordTtl = "2m",
+    shutdown_grace: options.ShutdownGrace = "10s",
+    drain_timeout: options.DrainTimeout = None,
+    call_timeout: options.CallTimeout = "30s",
     quiet: Annotated[
         bool, typer.Option("--quiet", help="No live line; summary only.", envvar="LOADGEN_QUIET")
     ] = False,
@@ -325,23 +261,16 @@ def run(
     loaded = resolve_profile(profile)
     if rate is not None and not rate > 0:
         raise UsageError(f"--rate must be a number of events per second > 0, got {rate:g}")
-    duration_s = _duration("--duration", duration)
-    if duration_s is not None and duration_s <= 0:
-        raise UsageError("--duration must be longer than 0s")
-    for name, value, low in (
-        ("--max-in-flight", max_in_flight, 1),
-        ("--max-held", max_held, 1),
-        ("--max-attempts", max_attempts, 1),
+    duration_s = options.optional_duration("--duration", duration, strict=True)
+    for name, value in (
+        ("--max-in-flight", max_in_flight),
+        ("--max-held", max_held),
+        ("--max-attempts", max_attempts),
     ):
-        if value < low:
-            raise UsageError(f"{name} must be at least {low}, got {value}")
-    call_timeout_s = _positive("--call-timeout", call_timeout)
-    record_ttl_s = _duration("--record-ttl", record_ttl) or 0.0
-    drain_timeout_s = (
-        record_ttl_s + call_timeout_s
-        if drain_timeout is None
-        else _duration("--drain-timeout", drain_timeout)
-    ) or 0.0
+        options.at_least(name, value)
+    call_timeout_s = options.duration("--call-timeout", call_timeout, strict=True)
+    record_ttl_s = options.duration("--record-ttl", record_ttl)
+    drain_timeout_s = options.drain_timeout(drain_timeout, record_ttl_s, call_timeout_s)
     try:
         shard = resolve_shard(shard_index, shard_count, {})
     except ValueError as exc:
@@ -367,34 +296,33 @@ def run(
         summary_json=summary_json,
         seed=shard.seed(seed),
         channel=ChannelSettings(
-            linger_s=_duration("--linger", linger) or 0.0,
+            linger_s=options.duration("--linger", linger),
             max_in_flight=max_in_flight,
             max_held_records=max_held,
             on_full=on_full.value,
             call_timeout_s=call_timeout_s,
         ),
         retry=RetryPolicy(max_attempts=max_attempts, record_ttl_s=record_ttl_s),
-        shutdown_grace_s=_duration("--shutdown-grace", shutdown_grace) or 0.0,
+        shutdown_grace_s=options.duration("--shutdown-grace", shutdown_grace),
         drain_timeout_s=drain_timeout_s,
         live_interval_s=1.0,
         quiet=quiet,
         log_format=log_format.value,
-        log_every_s=_positive("--log-every", log_every),
+        log_every_s=options.duration("--log-every", log_every, strict=True),
         metrics_host=metrics_host,
         metrics_port=None if no_metrics else metrics_port,
         metrics_port_fallback=metrics_port_fallback,
-        metrics_linger_s=_duration("--metrics-linger", metrics_linger) or 0.0,
+        metrics_linger_s=options.duration("--metrics-linger", metrics_linger),
         sender=sender.value,
         trace_fields=not no_trace_fields,
         shard=shard,
         run_id=supervisor.check_run_id(run_id),
     )
     from producer.app import run_load
-    from producer.loop import run_async
+    from producer.runtime import run_async
 
     if worker_count > 1:  # the parent supervises; the workers generate (producer/workers/supervisor.py)
-        options = supervisor.option_args(given)
-        plan = supervisor.WorkerPlan(config, worker_count, options)
+        plan = supervisor.WorkerPlan(config, worker_count, supervisor.option_args(given))
         raise typer.Exit(run_async(supervisor.run_workers(plan)).exit_code)
     result = run_async(run_load(config))
     raise typer.Exit(result.exit_code)

@@ -26,6 +26,7 @@ from producer.aws.cloudformation import (
     open_stacks,
     parse_params,
 )
+from producer.cli import options
 from producer.errors import UsageError
 
 T = TypeVar("T")
@@ -52,11 +53,10 @@ EndpointOption = Annotated[
 
 
 def _settings(region: str | None, endpoint_url: str | None) -> StackSettings:
-    if endpoint_url and not endpoint_url.startswith(("http://", "https://")):
-        raise UsageError(f"--endpoint-url {endpoint_url!r} must start with http:// or https://")
+    url = options.endpoint_url(endpoint_url)
     if not region:
         raise UsageError("stack commands need a region: pass --region or set AWS_REGION")
-    return StackSettings(region=region, endpoint_url=endpoint_url or None)
+    return StackSettings(region=region, endpoint_url=url)
 
 
 def _progress(line: str) -> None:

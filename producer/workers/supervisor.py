@@ -52,6 +52,7 @@ from producer.console import LiveView, print_summary
 from producer.errors import EXIT_INCOMPLETE, EXIT_STREAM_UNUSABLE, EXIT_USAGE, UsageError
 from producer.local.process import ready_url, serve_command
 from producer.sharding import MAX_SHARDS, Shard
+from producer.summary import RunSummary, run_summary_paths
 from producer.telemetry.aggregate import (
     Family,
     Scrape,
@@ -293,7 +294,7 @@ def combine(
     run_id: str,
     workers: Sequence[Worker],
     elapsed_s: float,
-) -> dict[str, Any]:
+) -> RunSummary:
     """The run summary: the workers' summaries summed, plus the last scrape of any that died."""
     parts: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
@@ -330,7 +331,7 @@ def combine(
         "rate": config.rate,
         "duration_s": round(elapsed_s, 3),
     }
-    return (
+    return RunSummary.from_dict(
         head
         | {k: v for k, v in summary.items() if k not in head}
         | {
@@ -561,8 +562,8 @@ def _usage_line(workers: Sequence[Worker]) -> str:
     return "the workers refused their options (exit 2)"
 
 
-def _report_failures(summary: dict[str, Any]) -> None:
-    for f in summary["workers"]["failed"]:
+def _report_failures(summary: RunSummary) -> None:
+    for f in (summary.workers or {}).get("failed", []):
         how = f"signal {f['signal']}" if "signal" in f else f"exit code {f['exit_code']}"
         seen = f["last_seen"]
         counted = (
@@ -651,21 +652,23 @@ async def run_workers(plan: WorkerPlan, out: TextIO = sys.stdout) -> RunResult:
             # Every worker refused the same options or endpoint: that one line, not a summary.
             raise UsageError(_usage_line(sup.workers))
         summary = combine(config, run_id, sup.workers, time.monotonic() - started)
-        _write(config, run_id, summary)
+        summary.write(run_summary_paths(config.output_dir, run_id, config.summary_json))
         print_summary(summary, out, config.log_format)
         if config.log_format == "text":
-            failed = len(summary["workers"]["failed"])
+            failed = len(summary.workers["failed"]) if summary.workers else 0
             out.write(
                 f"workers: {plan.count}" + (f", {failed} failed (totals incomplete)" if failed else "") + "\n"
             )
-            for path in summary["dead_letter_paths"] if len(summary["dead_letter_paths"]) > 1 else []:
+            spools = summary.dead_letter_paths or []
+            for path in spools if len(spools) > 1 else []:
                 out.write(f"dead-letter spool: {path}\n")
             out.flush()
         _forward_worker_errors(sup.workers)
         _report_failures(summary)
         if metrics is not None and config.metrics_linger_s > 0:
             await asyncio.sleep(config.metrics_linger_s)
-        return RunResult(summary, exit_code(sup.workers))
+        # The workers' own codes (a usage error, nothing to count) and the merged books.
+        return RunResult(summary, max(exit_code(sup.workers), summary.exit_code()))
     finally:
         for w in sup.workers:
             if w.proc is not None and w.proc.returncode is None:
@@ -696,13 +699,3 @@ async def _live(
         await live.run()
     finally:
         copier.cancel()
-
-
-def _write(config: RunConfig, run_id: str, summary: dict[str, Any]) -> None:
-    body = orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n"
-    paths = [config.output_dir / "runs" / f"{run_id}.json"]
-    if config.summary_json is not None:
-        paths.append(config.summary_json)
-    for path in paths:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(body)

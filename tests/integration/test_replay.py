@@ -12,6 +12,7 @@ from producer import pipeline
 from producer.delivery.spool import read_spool
 from producer.firehose import limits
 from producer.local.faults import FaultSettings
+from tests.faultserver import Faults, FaultServer
 from tests.helpers import ThreadedLocalFirehose, delivered_event_ids, run_cli
 
 ROOTS = {
@@ -136,3 +137,63 @@ def test_replay_of_a_missing_or_bad_file_is_a_usage_error(tmp_path: Path) -> Non
     bad.write_text('{"stream": "s"}\n')
     result = run_cli("replay", str(bad), "--endpoint-url", "http://127.0.0.1:9")
     assert result.returncode == 2 and "bad.jsonl:1: not a dead-letter entry" in result.stderr
+
+
+def _write_spool(path: Path, count: int) -> list[bytes]:
+    """A spool as `run` leaves it: ``count`` records for the S3 stream, each its own event."""
+    records = [orjson.dumps({"event_id": f"e{i}", "seq": i}) + b"\n" for i in range(count)]
+    lines = [
+        orjson.dumps(
+            {
+                "stream": pipeline.S3_STREAM,
+                "reason": "RetriesExhausted",
+                "error_code": "ServiceUnavailableException",
+                "message": "Slow down.",
+                "attempts": 1,
+                "first_attempt_at": 1.0,
+                "last_attempt_at": 1.0,
+                "data": base64.b64encode(r).decode(),
+            }
+        )
+        for r in records
+    ]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return records
+
+
+def test_a_replay_ends_by_draining_not_by_the_signal_grace(tmp_path: Path) -> None:
+    # A slow endpoint that refuses half the records: the retries need far longer than the 1 s
+    # --shutdown-grace. Before replay shared the run's lifecycle it closed with the grace as if
+    # signalled, and spooled most records again as ShutdownDeadline; now it drains.
+    records = _write_spool(tmp_path / "dead.jsonl", 400)
+    with FaultServer(Faults(latency_s=0.3, record_fail_rate=0.5)) as server:
+        result = run_cli(
+            "replay", str(tmp_path / "dead.jsonl"), "--endpoint-url", server.url,
+            "--shutdown-grace", "1s", "--max-attempts", "30",
+            "--summary-json", str(tmp_path / "replay.json"),
+            timeout=120,
+        )  # fmt: skip
+        accepted = dict(server.accepted.get(pipeline.S3_STREAM, {}))
+    assert result.returncode == 0, result.stderr
+    summary = orjson.loads((tmp_path / "replay.json").read_bytes())
+    s = summary["streams"][pipeline.S3_STREAM]
+    assert s["sent"] == s["accepted"] == len(records) and s["dead_lettered"] == 0
+    assert s["retried_records"] > 0  # it did need retries, past the grace
+    assert summary["duration_s"] > 1.5
+    assert len(accepted) == len(records) and set(accepted.values()) == {1}
+
+
+def test_a_replay_refuses_a_spool_it_cannot_write_before_sending(tmp_path: Path) -> None:
+    # Before, replay never checked where it spools: records that failed again vanished into
+    # /dev/full (ENOSPC) and the replay could still exit 0.
+    _write_spool(tmp_path / "dead.jsonl", 10)
+    with FaultServer(Faults(record_fail_rate=1.0)) as server:
+        result = run_cli(
+            "replay", str(tmp_path / "dead.jsonl"), "--endpoint-url", server.url,
+            "--dead-letter", "/dev/full", "--max-attempts", "1",
+        )  # fmt: skip
+        calls = server.calls
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [lines[0]] and lines[0].startswith("error: cannot write the dead-letter spool /dev/full")
+    assert calls == 0

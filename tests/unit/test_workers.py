@@ -111,7 +111,7 @@ def test_combine_sums_the_workers_and_keeps_the_books_balanced(tmp_path: Path) -
         _worker(tmp_path, 0, summary=_summary(1200), returncode=0),
         _worker(tmp_path, 1, summary=_summary(1200, dead=5, reason="Dropped"), returncode=1),
     ]
-    summary = combine(_config(tmp_path), "run-1", workers, 4.2)
+    summary = combine(_config(tmp_path), "run-1", workers, 4.2).to_dict()
     assert summary["run_id"] == "run-1" and summary["rate"] == 600.0 and summary["target"] == "local"
     assert summary["events_generated"] == 2400
     for name in STREAMS:
@@ -138,7 +138,7 @@ def test_a_dead_worker_counts_with_its_last_scrape_and_fails_the_run(tmp_path: P
     dead = _worker(tmp_path, 1, scrape=parse_scrape(_scrape_of(accepted=90, sent=100)), returncode=-9)
     dead.scraped_at, dead.ended_at = 100.0, 101.5
     workers = [_worker(tmp_path, 0, summary=_summary(1200), returncode=0), dead]
-    summary = combine(_config(tmp_path, streams=("a",)), "run-1", workers, 4.0)
+    summary = combine(_config(tmp_path, streams=("a",)), "run-1", workers, 4.0).to_dict()
     assert summary["complete"] is False
     (failed,) = summary["workers"]["failed"]
     assert failed["signal"] == "SIGKILL" and failed["index"] == 1

@@ -1,4 +1,5 @@
-"""Signals for a run: the first SIGINT/SIGTERM stops gracefully, a second SIGINT aborts.
+"""How the process runs: on uvloop (the event loop the product card fixes), with its own signal
+handlers: the first SIGINT/SIGTERM stops gracefully, a second SIGINT aborts.
 
 The program installs its own handlers (no shell in between), so this also works as PID 1 in
 a container.
@@ -8,7 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import uvloop
+
+T = TypeVar("T")
+
+
+def run_async(main: Coroutine[Any, Any, T]) -> T:
+    return uvloop.run(main)
 
 
 class Signals:

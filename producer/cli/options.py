@@ -1,0 +1,112 @@
+"""Options shared by several commands, declared once, and the one parser for each kind of value.
+
+A command module declares its parameters with these Annotated types (Typer reads the metadata),
+so ``run`` and ``replay`` cannot drift apart in names, environment variables or help; and turns
+text into values with ``duration``/``endpoint_url``, which fail with one UsageError line (exit 2).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from producer.durations import parse_duration
+from producer.errors import UsageError
+
+
+def duration(option: str, text: str, *, minimum: float = 0.0, strict: bool = False) -> float:
+    """Seconds in ``text`` (30s, 10m, 1h30m, 250ms); ``strict``: must be above ``minimum``."""
+    try:
+        value = parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(f"{option}: {exc}") from None
+    if strict and value <= minimum:
+        raise UsageError(f"{option} must be longer than {minimum:g}s")
+    if value < minimum:
+        raise UsageError(f"{option} must be {minimum:g}s or more")
+    return value
+
+
+def optional_duration(option: str, text: str | None, *, strict: bool = False) -> float | None:
+    return None if text is None else duration(option, text, strict=strict)
+
+
+def endpoint_url(text: str | None, option: str = "--endpoint-url") -> str | None:
+    """A Firehose-compatible endpoint as given (trailing slash dropped), or None."""
+    if not text:
+        return None
+    if not text.startswith(("http://", "https://")):
+        raise UsageError(f"{option} {text!r} must start with http:// or https://")
+    return text.rstrip("/")
+
+
+def at_least(option: str, value: int, low: int = 1) -> int:
+    if value < low:
+        raise UsageError(f"{option} must be at least {low}, got {value}")
+    return value
+
+
+# --- Where records go -------------------------------------------------------------------------
+
+EndpointUrl = Annotated[
+    str | None,
+    typer.Option(
+        help="Any Firehose-compatible endpoint (the embedded local Firehose is then not started).",
+        envvar=["LOADGEN_ENDPOINT_URL", "AWS_ENDPOINT_URL_FIREHOSE", "AWS_ENDPOINT_URL"],
+    ),
+]
+Region = Annotated[
+    str | None,
+    typer.Option(
+        help="AWS region (default us-east-1 for local and endpoint targets).",
+        envvar=["LOADGEN_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"],
+    ),
+]
+SummaryJson = Annotated[
+    Path | None, typer.Option(help="Also write the summary here.", envvar="LOADGEN_SUMMARY_JSON")
+]
+
+# --- Delivery: one StreamChannel per stream, for run and replay alike -------------------------
+
+MaxInFlight = Annotated[
+    int, typer.Option(help="Concurrent PutRecordBatch calls per stream.", envvar="LOADGEN_MAX_IN_FLIGHT")
+]
+MaxAttempts = Annotated[
+    int, typer.Option(help="Attempts per record before it is spooled.", envvar="LOADGEN_MAX_ATTEMPTS")
+]
+RecordTtl = Annotated[
+    str, typer.Option(help="Age after which a record is no longer retried.", envvar="LOADGEN_RECORD_TTL")
+]
+CallTimeout = Annotated[
+    str,
+    typer.Option(
+        help="Total deadline of one PutRecordBatch call; its records are then retried as "
+        "outcome unknown (possible duplicates).",
+        envvar="LOADGEN_CALL_TIMEOUT",
+    ),
+]
+ShutdownGrace = Annotated[
+    str,
+    typer.Option(
+        help="On SIGINT/SIGTERM, how long in-flight sends and retries may finish before the rest is spooled.",
+        envvar="LOADGEN_SHUTDOWN_GRACE",
+    ),
+]
+DrainTimeout = Annotated[
+    str | None,
+    typer.Option(
+        help="At the end (of --duration, or of the spool), how long sends and retries may go on "
+        "until every record is accepted or has used its attempts/TTL. Default: --record-ttl plus "
+        "--call-timeout, so the drain never cuts a record still within its time-to-live.",
+        envvar="LOADGEN_DRAIN_TIMEOUT",
+        show_default=False,
+    ),
+]
+
+
+def drain_timeout(text: str | None, record_ttl_s: float, call_timeout_s: float) -> float:
+    """--drain-timeout, or by default the longest a record can still be retried plus one call."""
+    given = optional_duration("--drain-timeout", text)
+    return record_ttl_s + call_timeout_s if given is None else given

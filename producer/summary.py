@@ -1,0 +1,175 @@
+"""The summary of a run or a replay: one typed value, its JSON (a public contract) and exit code.
+
+``run``, ``run --workers`` (the workers' summaries merged) and ``replay`` all end by building a
+RunSummary; the console prints it, the run folder keeps its JSON, ``audit`` reads it back.
+The JSON keys are the field names below; the README's summary reference documents them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+
+from producer.errors import EXIT_DEAD_LETTERED, EXIT_INCOMPLETE, EXIT_OK, EXIT_STREAM_UNUSABLE
+from producer.telemetry.stats import StreamStats
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSummary:
+    """One stream's books at the end: ``sent == accepted + dead_lettered + lost``."""
+
+    sent: int = 0
+    accepted: int = 0
+    dead_lettered: int = 0
+    lost: int = 0
+    retried_records: int = 0
+    failed_record_attempts: int = 0
+    throttled_records: int = 0
+    failed_requests: int = 0
+    possible_duplicates: int = 0
+    requests: int = 0
+    bytes_sent: int = 0
+    failures_by_code: dict[str, int] = field(default_factory=dict)
+    dead_lettered_by_reason: dict[str, int] = field(default_factory=dict)
+    target_rate: float = 0.0
+    rate_limit: float | None = None
+    rate_cuts: int = 0
+    blocked_s: float = 0.0
+    not_taken_after_stop: int = 0
+    stopped_reason: str | None = None
+
+    @classmethod
+    def of(cls, stats: StreamStats) -> StreamSummary:
+        return cls.from_dict(stats.summary())
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StreamSummary:
+        """From summary JSON; keys this version does not know are ignored (an older or newer
+        producer's summary still reads)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @property
+    def balanced(self) -> bool:
+        """Every record taken is accounted for: accepted or dead-lettered, none lost."""
+        return self.lost == 0 and self.sent == self.accepted + self.dead_lettered
+
+
+Kind = Literal["run", "replay"]
+
+# The keys each kind of summary writes, in order; the rest of the fields stay None for it.
+_RUN_KEYS = (
+    "run_id",
+    "profile",
+    "target",
+    "rate",
+    "duration_s",
+    "events_generated",
+    "streams",
+    "output_dir",
+    "dead_letter_path",
+    "seq_spaces",
+    "schedule",
+)
+_WORKER_KEYS = ("dead_letter_paths", "complete", "workers")
+_REPLAY_KEYS = (
+    "replayed_from",
+    "target",
+    "records_in_spool",
+    "records_replayed",
+    "duration_s",
+    "streams",
+    "dead_letter_path",
+)
+
+
+@dataclass(slots=True)
+class RunSummary:
+    kind: Kind
+    target: str
+    duration_s: float
+    streams: dict[str, StreamSummary]
+    dead_letter_path: str | None = None
+    # A run (kind "run"): what was asked and made.
+    run_id: str | None = None
+    profile: str | None = None
+    rate: float | None = None
+    events_generated: int = 0
+    output_dir: str | None = None
+    # A shard's seqs are offset, offset + stride, ... (generation.py); the audit reads these.
+    seq_spaces: list[dict[str, int]] = field(default_factory=list)
+    schedule: dict[str, Any] | None = None  # telemetry.stats.ScheduleCheck.summary, plus on_full
+    # A run with --workers: every worker's spool, and which workers ended without a summary.
+    dead_letter_paths: list[str] | None = None
+    complete: bool | None = None
+    workers: dict[str, Any] | None = None
+    # A replay (kind "replay").
+    replayed_from: str | None = None
+    records_in_spool: int = 0
+    records_replayed: int = 0
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], kind: Kind = "run") -> RunSummary:
+        """From summary JSON (a worker's, or one ``audit`` reads); raises KeyError/TypeError/
+        ValueError when it is not one."""
+        known = {f.name for f in dataclasses.fields(cls)} - {"kind", "streams"}
+        streams = {str(k): StreamSummary.from_dict(v) for k, v in dict(data["streams"]).items()}
+        values = {k: v for k, v in data.items() if k in known}
+        return cls(kind=kind, streams=streams, **values)
+
+    def to_dict(self) -> dict[str, Any]:
+        keys: tuple[str, ...] = _REPLAY_KEYS if self.kind == "replay" else _RUN_KEYS
+        if self.kind == "run" and self.workers is not None:
+            keys = keys + _WORKER_KEYS
+        out: dict[str, Any] = {}
+        for key in keys:
+            value = getattr(self, key)
+            if key == "streams":
+                value = {name: s.to_dict() for name, s in self.streams.items()}
+            elif key == "schedule" and value is None:
+                continue
+            out[key] = value
+        return out
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2) + b"\n"
+
+    def write(self, paths: Iterable[Path]) -> None:
+        """Write the JSON to each path (``run_summary_paths``), creating folders."""
+        body = self.to_json()
+        for path in paths:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(body)
+
+    @property
+    def balanced(self) -> bool:
+        """Every stream's books balance and no worker's records are unaccounted for."""
+        return self.complete is not False and all(s.balanced for s in self.streams.values())
+
+    def exit_code(self) -> int:
+        """0 only when the books balance and nothing was dead-lettered; 4 when they do not balance
+        (records lost, a worker's unknown); 3 when every stream stopped; 1 for dead letters."""
+        if not self.balanced:
+            return EXIT_INCOMPLETE
+        if self.streams and all(s.stopped_reason for s in self.streams.values()):
+            return EXIT_STREAM_UNUSABLE
+        if any(s.dead_lettered for s in self.streams.values()):
+            return EXIT_DEAD_LETTERED
+        return EXIT_OK
+
+
+def run_summary_paths(output_dir: Path, run_id: str, summary_json: Path | None) -> list[Path]:
+    """Where a run's summary goes: OUTPUT_DIR/runs/RUN_ID.json (``audit`` finds it there), and
+    --summary-json when given."""
+    paths = [output_dir / "runs" / f"{run_id}.json"]
+    if summary_json is not None:
+        paths.append(summary_json)
+    return paths
