@@ -10,13 +10,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import orjson
 
 from producer.audit import trace
 from producer.delivery.spool import read_spool
 from producer.errors import UsageError
+from producer.summary import RunSummary
 
 _RUN_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 
@@ -35,7 +35,7 @@ class StreamSent:
 class RunInfo:
     run_id: str
     events_generated: int
-    summary: dict[str, Any]
+    summary: RunSummary
     streams: dict[str, StreamSent]
     # (offset, stride, events) per producer of a --workers run: its k-th event has seq
     # offset + k * stride (generation.py); empty for one producer, whose seqs are 0..N-1.
@@ -61,7 +61,7 @@ class RunInfo:
             started = calendar.timegm(time.strptime(self.run_id[:16], "%Y%m%dT%H%M%SZ"))
         except ValueError:
             return None
-        return float(started), started + float(self.summary.get("duration_s") or 0.0) + 1.0
+        return float(started), started + self.summary.duration_s + 1.0
 
     def exact(self, stream: str) -> bool:
         """True when every generated event was offered to ``stream`` (fan-out to all), so the
@@ -86,7 +86,8 @@ def load_run(output_dir: Path, run_id: str) -> RunInfo:
         hint = f"; latest runs there: {', '.join(known)}" if known else ""
         raise UsageError(f"unknown run id {run_id!r}: no {path}{hint}")
     try:
-        summary = orjson.loads(path.read_bytes())
+        data = orjson.loads(path.read_bytes())
+        summary = RunSummary.from_dict(data)
         streams = {
             name: StreamSent(
                 accepted=int(s["accepted"]),
@@ -95,12 +96,10 @@ def load_run(output_dir: Path, run_id: str) -> RunInfo:
                 retried_records=int(s.get("retried_records", 0)),
                 possible_duplicates=int(s.get("possible_duplicates", 0)),
             )
-            for name, s in summary["streams"].items()
+            for name, s in data["streams"].items()
         }
-        info = RunInfo(str(summary["run_id"]), int(summary["events_generated"]), summary, streams)
-        info.seq_spaces = [
-            (int(x["offset"]), int(x["stride"]), int(x["events"])) for x in summary.get("seq_spaces") or []
-        ]
+        info = RunInfo(str(data["run_id"]), int(data["events_generated"]), summary, streams)
+        info.seq_spaces = [(int(x["offset"]), int(x["stride"]), int(x["events"])) for x in summary.seq_spaces]
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise UsageError(f"{path}: not a run summary ({exc})") from None
     _read_dead_letters(info, output_dir)
@@ -108,9 +107,9 @@ def load_run(output_dir: Path, run_id: str) -> RunInfo:
 
 
 def _read_dead_letters(info: RunInfo, output_dir: Path) -> None:
-    spool = info.summary.get("dead_letter_path")
+    spool = info.summary.dead_letter_path
     # A --workers run has one spool per worker (dead_letter_paths).
-    paths = [Path(p) for p in info.summary.get("dead_letter_paths") or []] or [
+    paths = [Path(p) for p in info.summary.dead_letter_paths or []] or [
         Path(spool) if spool else output_dir / "dead-letter" / f"{info.run_id}.jsonl"
     ]
     try:

@@ -97,10 +97,10 @@ async def run_audit(request: AuditRequest, run: RunInfo | None = None) -> AuditR
     audits = [reconcile(run, found[name], request.hints.get(name)) for name in names if name in found]
     return AuditReport(
         run_id=run.run_id,
-        profile=str(run.summary.get("profile", "")),
-        target=str(run.summary.get("target", "")),
+        profile=run.summary.profile or "",
+        target=run.summary.target,
         events_generated=run.events_generated,
-        duration_s=float(run.summary.get("duration_s") or 0.0),
+        duration_s=run.summary.duration_s,
         streams=audits,
         skipped=skipped,
     )

@@ -80,7 +80,7 @@ def register(app: typer.Typer) -> None:
         """Reconcile what a run sent with what the pipeline delivered: missing, duplicates, error
         output, latency, objects. Exit 0 clean, 1 findings, 2 bad input."""
         run = load_run(output_dir, run_id)
-        local_run = str(run.summary.get("target", "")).startswith("local")
+        local_run = run.summary.target.startswith("local")
         request = AuditRequest(
             run_id=run_id,
             output_dir=output_dir,

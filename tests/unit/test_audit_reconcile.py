@@ -8,11 +8,17 @@ from producer.audit.findings import ObjectStat, SeqCounts, StreamFindings
 from producer.audit.hints import BufferHints, check, from_description, parse
 from producer.audit.reconcile import percentile, reconcile
 from producer.audit.runinfo import RunInfo, StreamSent
+from producer.summary import RunSummary
 
 
 def _run(generated: int, accepted: int, dead: set[int] | None = None) -> RunInfo:
     sent = StreamSent(accepted, len(dead or ()), 0, 0, 0, dead or set())
-    return RunInfo("20260101T000000Z-abcdef", generated, {"duration_s": 10}, {"s": sent})
+    return RunInfo(
+        "20260101T000000Z-abcdef",
+        generated,
+        RunSummary(kind="run", target="", duration_s=10, streams={}),
+        {"s": sent},
+    )
 
 
 def test_seq_counts() -> None:

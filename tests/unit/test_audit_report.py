@@ -10,10 +10,16 @@ from producer.audit.hints import BufferHints
 from producer.audit.reconcile import reconcile
 from producer.audit.runinfo import RunInfo, StreamSent
 from producer.audit.runner import AuditReport
+from producer.summary import RunSummary
 
 
 def _report(label: str | None, lose: int = 0) -> AuditReport:
-    run = RunInfo("20260101T000000Z-abcdef", 100, {}, {"s": StreamSent(100, 0, 3, 4, 0)})
+    run = RunInfo(
+        "20260101T000000Z-abcdef",
+        100,
+        RunSummary(kind="run", target="", duration_s=0.0, streams={}),
+        {"s": StreamSent(100, 0, 3, 4, 0)},
+    )
     found = StreamFindings("s", "s3")
     for seq in range(lose, 100):
         found.delivered(seq, 1000.0 + seq / 100, 1001.5 + seq / 100)

@@ -17,6 +17,7 @@ from producer.delivery.retry import RetryPolicy
 from producer.errors import EXIT_INCOMPLETE, UsageError
 from producer.profile.loading import resolve_profile
 from producer.sharding import Shard
+from producer.summary import RunSummary
 from producer.telemetry.aggregate import build_aggregate_registry, parse_scrape, sum_scrapes, value
 from producer.telemetry.histogram import StreamHistograms
 from producer.telemetry.metrics import RunTelemetry, build_registry
@@ -236,12 +237,24 @@ def test_spool_paths_are_distinct_per_worker(tmp_path: Path) -> None:
 
 
 def test_the_audit_expects_the_interleaved_seqs() -> None:
-    info = RunInfo("r", 5, {}, {}, seq_spaces=[(0, 2, 3), (1, 2, 2)])
+    info = RunInfo(
+        "r",
+        5,
+        RunSummary(kind="run", target="", duration_s=0.0, streams={}),
+        {},
+        seq_spaces=[(0, 2, 3), (1, 2, 2)],
+    )
     assert list(info.expected_seqs()) == [0, 1, 2, 3, 4]
-    uneven = RunInfo("r", 5, {}, {}, seq_spaces=[(0, 2, 4), (1, 2, 1)])
+    uneven = RunInfo(
+        "r",
+        5,
+        RunSummary(kind="run", target="", duration_s=0.0, streams={}),
+        {},
+        seq_spaces=[(0, 2, 4), (1, 2, 1)],
+    )
     assert list(uneven.expected_seqs()) == [0, 1, 2, 4, 6]
     assert uneven.made(6) and not uneven.made(3) and not uneven.made(8)
-    plain = RunInfo("r", 3, {}, {})
+    plain = RunInfo("r", 3, RunSummary(kind="run", target="", duration_s=0.0, streams={}), {})
     assert list(plain.expected_seqs()) == [0, 1, 2] and not plain.made(3)
 
 
