@@ -29,6 +29,7 @@ from producer.local.server import LocalFirehose, LocalOptions
 from producer.runtime import Signals, first_done
 from producer.schedule import scaled
 from producer.summary import RunSummary, StreamSummary, run_summary_paths
+from producer.telemetry import cost
 from producer.telemetry.histogram import StreamHistograms
 from producer.telemetry.metrics import MetricsServer, RunTelemetry, build_registry, start_metrics
 from producer.telemetry.stats import ScheduleCheck, StreamStats
@@ -46,14 +47,18 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
 
 
-async def prepare_streams(client: FirehoseClient, streams: Sequence[str], create: bool, where: str) -> None:
-    """Create the streams (local target) or check they exist and can be described."""
+async def prepare_streams(
+    client: FirehoseClient, streams: Sequence[str], create: bool, where: str
+) -> dict[str, cost.Features]:
+    """Create the streams (local target) or check they exist and can be described. Returns
+    each stream's separately priced features, read from its description."""
+    features: dict[str, cost.Features] = {}
     for name in streams:
         try:
             if create:
                 with contextlib.suppress(ApiError):  # already there: ResourceInUseException
                     await client.create(**pipeline.stream_request(name))
-            await client.describe(name)
+            features[name] = cost.features_of(await client.describe(name))
         except TransportError as exc:
             raise UsageError(
                 f"cannot reach the Firehose endpoint at {where} ({exc.code}); check --endpoint-url, "
@@ -70,6 +75,7 @@ async def prepare_streams(client: FirehoseClient, streams: Sequence[str], create
                     f"delivery stream {name!r} cannot be used: {exc.code}: {exc.message}"
                 ) from None
             raise UsageError(f"describing {name!r} at {where} failed: {exc.code}: {exc.message}") from None
+    return features
 
 
 async def run_load(config: RunConfig, out: TextIO = sys.stdout) -> RunResult:
@@ -155,7 +161,7 @@ async def _load(
             allow_local_credentials=target.kind is not TargetKind.AWS,
         )
         client = await stack.enter_async_context(open_client(settings))
-        await prepare_streams(
+        features = await prepare_streams(
             client,
             config.streams,
             create=target.kind is TargetKind.LOCAL,
@@ -201,6 +207,13 @@ async def _load(
     # The exit stack has stopped the local Firehose, which delivered everything it buffered.
     summary = _summary(config, run_id, progress.events, time.monotonic() - started, stats, spool)
     summary.schedule = schedule.summary(progress.events) | {"on_full": config.channel.on_full}
+    summary.cost = cost.run_cost(
+        target.region,
+        {s.name: s.billed_bytes for s in stats},
+        schedule.marked_at_s,
+        features,
+        sum(s.bytes_sent for s in stats),
+    )
     summary.write(run_summary_paths(config.output_dir, run_id, config.summary_json))
     print_summary(summary, out, config.log_format)
     _report_delivery_problems(summary, stats)

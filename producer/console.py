@@ -21,6 +21,7 @@ from rich.table import Table
 
 from producer.config import RunConfig
 from producer.summary import RunSummary
+from producer.telemetry.cost import cost_line
 from producer.telemetry.histogram import StreamHistograms
 from producer.telemetry.stats import StreamStats
 
@@ -36,6 +37,7 @@ class StreamRow:
     throttled: int
     dead_lettered: int
     queued: int
+    billed_bytes: int
     p50_s: float | None
     p99_s: float | None
 
@@ -44,6 +46,11 @@ def _ms(value: float | None) -> str:
     if value is None:
         return "-"
     return "inf" if value == float("inf") else f"{value * 1000:.0f}ms"
+
+
+def _mb(n: int) -> str:
+    """Billed bytes (each record rounded up to 5 KB: producer/telemetry/cost.py), in MB."""
+    return f"{n / 1e6:,.1f}MB"
 
 
 class LiveView:
@@ -105,6 +112,7 @@ class LiveView:
                     s.throttled_records,
                     s.dead_lettered,
                     s.held,
+                    s.billed_bytes,
                     h.quantile(0.5),
                     h.quantile(0.99),
                 )
@@ -128,6 +136,7 @@ class LiveView:
             "throttled",
             "dead-lettered",
             "queued",
+            "billed",
             "p50",
             "p99",
         ):
@@ -141,6 +150,7 @@ class LiveView:
                 f"{r.throttled:,}",
                 f"{r.dead_lettered:,}",
                 f"{r.queued:,}",
+                _mb(r.billed_bytes),
                 _ms(r.p50_s),
                 _ms(r.p99_s),
             )
@@ -161,6 +171,7 @@ class LiveView:
                             "throttled": r.throttled,
                             "dead_lettered": r.dead_lettered,
                             "queued": r.queued,
+                            "billed_bytes": r.billed_bytes,
                             "p50_s": r.p50_s,
                             "p99_s": r.p99_s,
                         }
@@ -171,7 +182,7 @@ class LiveView:
         streams = " | ".join(
             f"{r.name}: {r.rate:,.0f}/s of {self.target_rate:,.0f} accepted {r.accepted:,} "
             f"retried {r.retried:,} throttled {r.throttled:,} dead {r.dead_lettered:,} "
-            f"p99 {_ms(r.p99_s)}"
+            f"billed {_mb(r.billed_bytes)} p99 {_ms(r.p99_s)}"
             for r in rows
         )
         return f"[{self.elapsed_s():4.0f}s] {streams}"
@@ -218,6 +229,8 @@ def print_summary(summary: RunSummary, out: TextIO = sys.stdout, log_format: Log
     for name, s in summary.streams.items():
         table.add_row(name, *(f"{getattr(s, c):,}" for c in SUMMARY_COLUMNS))
     console.print(table)
+    if summary.cost:
+        console.print(cost_line(summary.cost), highlight=False, markup=False, soft_wrap=True)
     for name, s in summary.streams.items():
         if s.stopped_reason:
             console.print(f"{name} stopped: {s.stopped_reason}", highlight=False, markup=False)

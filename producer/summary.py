@@ -34,6 +34,8 @@ class StreamSummary:
     possible_duplicates: int = 0
     requests: int = 0
     bytes_sent: int = 0
+    # Accepted records, each rounded up to Firehose's 5 KB billing increment (telemetry/cost.py).
+    billed_bytes: int = 0
     failures_by_code: dict[str, int] = field(default_factory=dict)
     dead_lettered_by_reason: dict[str, int] = field(default_factory=dict)
     target_rate: float = 0.0
@@ -78,6 +80,7 @@ _RUN_KEYS = (
     "dead_letter_path",
     "seq_spaces",
     "schedule",
+    "cost",
 )
 _WORKER_KEYS = ("dead_letter_paths", "complete", "workers")
 _REPLAY_KEYS = (
@@ -107,6 +110,7 @@ class RunSummary:
     # A shard's seqs are offset, offset + stride, ... (generation.py); the audit reads these.
     seq_spaces: list[dict[str, int]] = field(default_factory=list)
     schedule: dict[str, Any] | None = None  # telemetry.stats.ScheduleCheck.summary, plus on_full
+    cost: dict[str, Any] | None = None  # telemetry.cost.run_cost: billed bytes priced, projections
     # A run with --workers: every worker's spool, and which workers ended without a summary.
     dead_letter_paths: list[str] | None = None
     complete: bool | None = None
@@ -134,7 +138,7 @@ class RunSummary:
             value = getattr(self, key)
             if key == "streams":
                 value = {name: s.to_dict() for name, s in self.streams.items()}
-            elif key == "schedule" and value is None:
+            elif key in ("schedule", "cost") and value is None:
                 continue
             out[key] = value
         return out

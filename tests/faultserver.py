@@ -23,7 +23,8 @@ fail the way networks and services do, below what an HTTP framework lets a handl
 With ``tls`` (an SSLContext) it serves HTTPS, at ``https://127.0.0.1:PORT``.
 
 What it accepted is in ``accepted[stream]``, a Counter of each record's ``event_id`` (or its raw
-data when it is not an event), so a test can compare the producer's summary with the endpoint.
+data when it is not an event), and each accepted record's size in bytes in ``sizes[stream]``, so
+a test can compare the producer's summary with the endpoint.
 Faults draw from a seeded RNG; settings may be changed between calls through ``faults``.
 """
 
@@ -35,6 +36,7 @@ import random
 import ssl
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -80,6 +82,7 @@ class FaultServer:
         self.faults = faults or Faults()
         self._tls = tls
         self.accepted: dict[str, Counter[str]] = {}
+        self.sizes: dict[str, list[int]] = {}
         self.calls = 0
         self.url = ""
         self._rng = random.Random(seed)
@@ -179,6 +182,7 @@ class FaultServer:
         entries: list[dict[str, str]] = []
         failed = 0
         accepted: list[str] = []
+        sizes: list[int] = []
         for record in records:
             with self._lock:
                 fail = self._rng.random() < f.record_fail_rate
@@ -190,7 +194,9 @@ class FaultServer:
                 else:
                     entries.append({"ErrorCode": "InternalFailure", "ErrorMessage": "injected"})
                 continue
-            accepted.append(_key(base64.b64decode(record["Data"])))
+            data = base64.b64decode(record["Data"])
+            accepted.append(_key(data))
+            sizes.append(len(data))
             entries.append({"RecordId": f"r{len(accepted)}"})
         if f.truncate:
             entries = entries[:-1]
@@ -199,6 +205,7 @@ class FaultServer:
         else:
             with self._lock:
                 self.accepted.setdefault(stream, Counter()).update(accepted)
+                self.sizes.setdefault(stream, []).extend(sizes)
         answer = {
             "FailedPutCount": 0 if f.zero_failed_count else failed,
             "Encrypted": False,
@@ -257,10 +264,11 @@ async def deliver_to_one_stream(
     connect_timeout_s: float = 2.0,
     read_timeout_s: float = 5.0,
     call_timeout_s: float = 5.0,
+    record: Callable[[int], bytes] = lambda i: orjson.dumps({"event_id": f"e{i}"}),
 ) -> tuple[StreamStats, list[str]]:
-    """Offer ``events`` records ``{"event_id": "eN"}`` to one stream at ``url`` through the real
-    client and channel, close with a generous drain, and check the books. Returns the stream's
-    stats and the reasons in its spool."""
+    """Offer ``events`` records (``record(i)``, by default ``{"event_id": "eN"}``) to one stream
+    at ``url`` through the real client and channel, close with a generous drain, and check the
+    books. Returns the stream's stats and the reasons in its spool."""
     spool = Spool(spool_path)
     stats = StreamStats(STREAM)
     settings = ClientSettings(
@@ -282,7 +290,7 @@ async def deliver_to_one_stream(
         )
         channel.start()
         for i in range(events):
-            wait = channel.offer(orjson.dumps({"event_id": f"e{i}"}))
+            wait = channel.offer(record(i))
             if wait is not None:
                 await wait
         await channel.close(60.0, "DrainTimeout", "drain over")

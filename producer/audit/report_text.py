@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from producer.audit.reconcile import StreamAudit
 from producer.audit.runner import AuditReport
+from producer.telemetry.cost import cost_line
 
 HEADERS = (
     "stream", "accepted", "delivered", "missing", "dups", "errors",
@@ -78,6 +80,16 @@ def details(label: str | None, s: StreamAudit) -> list[str]:
     return lines
 
 
+def _cost(label: str | None, c: dict[str, Any]) -> str:
+    """The run's cost line, with the objects the buffer setting made."""
+    line = cost_line(c)
+    objects = sum((c.get("objects") or {}).values())
+    line += f"; {objects:,} S3 objects"
+    if "dynamic_partitioning_objects_usd" in c:
+        line += f" (with dynamic partitioning: +${c['dynamic_partitioning_objects_usd']:.6f})"
+    return f"{label} {line}" if label else line
+
+
 def render(reports: Sequence[AuditReport]) -> str:
     compare = len(reports) > 1
     rows = [list(HEADERS)]
@@ -88,6 +100,8 @@ def render(reports: Sequence[AuditReport]) -> str:
             rows.append(row(label, s))
             lines.extend(details(label, s))
         lines.extend(f"{name}: not audited: {why}" for name, why in report.skipped.items())
+        if report.cost:
+            lines.append(_cost(label, report.cost))
     head = [
         f"audit of run {r.run_id} ({r.profile}, {r.events_generated:,} events, {r.target})"
         + (f" [{r.label}]" if r.label else "")

@@ -42,6 +42,8 @@ class AuditReport:
     skipped: dict[str, str] = field(default_factory=dict)  # stream -> why it was not audited
     cloudwatch: dict[str, dict[str, list[list[float]]]] | None = None
     label: str | None = None  # the buffer setting, in a comparison
+    # soak: the run's Firehose charges with the objects this setting made (audit/soak.py)
+    cost: dict[str, Any] | None = None
     audited_at: float = field(default_factory=time.time)
 
     @property
@@ -61,6 +63,7 @@ class AuditReport:
             "streams": {s.stream: s.to_dict() for s in self.streams},
             "skipped": self.skipped,
             "cloudwatch": self.cloudwatch,
+            "cost": self.cost,
         }
 
 

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -30,6 +31,7 @@ from producer.audit.runner import AuditReport, AuditRequest, is_opensearch, run_
 from producer.errors import EXIT_STREAM_UNUSABLE, StreamUnusable, UsageError
 from producer.firehose.client import ClientSettings
 from producer.local.server import LocalOptions
+from producer.telemetry import cost
 
 # The reference pipeline's hints, used locally when no --compare setting is given.
 DEFAULT_HINTS = BufferHints(60.0, 5)
@@ -99,6 +101,22 @@ def _stream_request(name: str, hints: BufferHints) -> dict[str, object]:
     return pipeline.s3_stream_request(name, interval, hints.size_mib)
 
 
+def soak_cost(run_cost: dict[str, Any] | None, report: AuditReport) -> dict[str, Any] | None:
+    """The run's cost block (producer/telemetry/cost.py) with the S3 objects this buffer
+    setting made: shorter intervals and smaller sizes make more objects, and dynamic
+    partitioning charges per object (S3 charges per PUT too; not modelled). None when the run
+    summary had no cost block."""
+    if run_cost is None:
+        return None
+    objects = {s.stream: int(s.objects.get("count") or 0) for s in report.streams}
+    out = dict(run_cost) | {"objects": objects}
+    per_object = cost.objects_usd(str(run_cost.get("region", "")), sum(objects.values()))
+    if per_object is not None:
+        # What these objects would add if the streams partitioned dynamically.
+        out["dynamic_partitioning_objects_usd"] = per_object
+    return out
+
+
 def _run_once(plan: SoakPlan, endpoint: str | None, out: Path) -> tuple[str, float, float, int]:
     summary_path = out / "_soak" / SUMMARY_NAME
     summary_path.unlink(missing_ok=True)
@@ -110,6 +128,12 @@ def _run_once(plan: SoakPlan, endpoint: str | None, out: Path) -> tuple[str, flo
         raise StreamUnusable(f"the load run failed (exit {code}); nothing to audit")
     run_id = str(orjson.loads(summary_path.read_bytes())["run_id"])
     return run_id, started, ended, code
+
+
+def _run_cost(out: Path) -> dict[str, Any] | None:
+    """The cost block of the run summary ``_run_once`` left (None if it has none)."""
+    found = orjson.loads((out / "_soak" / SUMMARY_NAME).read_bytes()).get("cost")
+    return found if isinstance(found, dict) else None
 
 
 def _wait(plan: SoakPlan, hints: dict[str, BufferHints]) -> None:
@@ -142,6 +166,7 @@ def soak_local(plan: SoakPlan) -> list[AuditReport]:
             request = AuditRequest(run_id=run_id, output_dir=out, hints=described)
             report = asyncio.run(run_audit(request))
         report.label = hints.label()
+        report.cost = soak_cost(_run_cost(out), report)
         reports.append(report)
     return reports
 
@@ -159,6 +184,7 @@ def soak_aws(plan: SoakPlan) -> list[AuditReport]:
     base = plan.audit or AuditRequest(run_id=run_id, output_dir=plan.output_dir)
     request = replace(base, run_id=run_id, output_dir=plan.output_dir, hints=described)
     report = asyncio.run(run_audit(request))
+    report.cost = soak_cost(_run_cost(plan.output_dir), report)
     try:
         report.cloudwatch = asyncio.run(_metrics(region, plan.load.streams, started, time.time()))
     except UsageError as exc:  # metrics are extra: the audit stands without them

@@ -155,6 +155,12 @@ class LoadgenCollector(Collector):
         sent_bytes = CounterMetricFamily(
             "loadgen_sent_bytes", "Bytes of record data Firehose accepted.", labels=["stream"]
         )
+        billed_bytes = CounterMetricFamily(
+            "loadgen_billed_bytes",
+            "Bytes Firehose bills for the records it accepted: each record rounded up to 5 KB "
+            "(5,120 bytes), https://aws.amazon.com/firehose/pricing/ .",
+            labels=["stream"],
+        )
         requests = CounterMetricFamily(
             "loadgen_put_record_batch_requests",
             "PutRecordBatch calls by result (ok: answered 200).",
@@ -200,6 +206,7 @@ class LoadgenCollector(Collector):
             for outcome, value in _outcomes(s).items():
                 records.add_metric([s.name, outcome], value)
             sent_bytes.add_metric([s.name], s.bytes_sent)
+            billed_bytes.add_metric([s.name], s.billed_bytes)
             requests.add_metric([s.name, "ok"], s.requests - s.failed_requests)
             requests.add_metric([s.name, "error"], s.failed_requests)
             for code, value in _fold_codes(s.failures_by_code).items():
@@ -214,7 +221,7 @@ class LoadgenCollector(Collector):
             achieved.add_metric([s.name], s.achieved_rate)
             queue.add_metric([s.name], s.held)
             in_flight.add_metric([s.name], s.in_flight)
-        yield from (records, sent_bytes, requests, failures, throttled, duplicates, dead)
+        yield from (records, sent_bytes, billed_bytes, requests, failures, throttled, duplicates, dead)
 
         target = GaugeMetricFamily(
             "loadgen_target_rate_events_per_second", "Events per second the profile asks for now."

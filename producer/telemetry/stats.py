@@ -31,7 +31,10 @@ class StreamStats:
     failed_requests: int = 0
     possible_duplicates: int = 0
     requests: int = 0
-    bytes_sent: int = 0
+    bytes_sent: int = 0  # the accepted records' own bytes
+    # What Firehose bills for the accepted records: each rounded up to 5 KB
+    # (producer/telemetry/cost.py). Refused records are not billed, so retries add nothing.
+    billed_bytes: int = 0
     in_flight: int = 0
     held: int = 0  # records inside the channel: accumulating, queued, in flight or waiting to retry
     blocked_s: float = 0.0  # time generation waited on this stream (--on-full block)
@@ -71,6 +74,7 @@ class StreamStats:
             "possible_duplicates": self.possible_duplicates,
             "requests": self.requests,
             "bytes_sent": self.bytes_sent,
+            "billed_bytes": self.billed_bytes,
             "failures_by_code": dict(self.failures_by_code),
             "dead_lettered_by_reason": dict(self.dead_by_reason),
             "target_rate": self.target_rate,

@@ -53,6 +53,7 @@ from producer.errors import EXIT_INCOMPLETE, EXIT_STREAM_UNUSABLE, EXIT_USAGE, U
 from producer.local.process import ready_url, serve_command
 from producer.sharding import MAX_SHARDS, Shard
 from producer.summary import RunSummary, run_summary_paths
+from producer.telemetry import cost
 from producer.telemetry.aggregate import (
     Family,
     Scrape,
@@ -257,6 +258,7 @@ def scraped_counts(scrape: Scrape, streams: Sequence[str]) -> dict[str, Any]:
             "requests": ok + failed,
             "failed_requests": failed,
             "bytes_sent": int(value(scrape, "loadgen_sent_bytes", stream=name)),
+            "billed_bytes": int(value(scrape, "loadgen_billed_bytes", stream=name)),
         }
         # What the worker had taken and not yet settled when it died is nobody's to count now:
         # lost, so that the merged books still add up (sent == accepted + dead_lettered + lost).
@@ -277,6 +279,7 @@ def apply_scrape(
         part = scraped_counts(scrape, [s.name])["streams"][s.name]
         s.sent, s.accepted, s.dead_lettered = part["sent"], part["accepted"], part["dead_lettered"]
         s.retried_records, s.throttled_records = part["retried_records"], part["throttled_records"]
+        s.billed_bytes = part["billed_bytes"]
         s.held = int(value(scrape, "loadgen_stream_queue_records", stream=s.name))
         s.in_flight = int(value(scrape, "loadgen_stream_in_flight_requests", stream=s.name))
         _fill(histograms[s.name].request_seconds, scrape, "loadgen_put_record_batch_duration_seconds", s.name)
@@ -323,6 +326,7 @@ def combine(
     schedule = summary.get("schedule")
     if isinstance(schedule, dict) and schedule.get("target_events"):
         schedule["shortfall_pct"] = round(100.0 * schedule["shortfall_events"] / schedule["target_events"], 2)
+    summary["cost"] = _cost(config, summary, [w.summary for w in workers if w.summary is not None], elapsed_s)
     spools = [str(w.dead_letter) for w in workers if w.dead_letter.is_file()]
     head = {
         "run_id": run_id,
@@ -343,6 +347,29 @@ def combine(
             "complete": not failed,
             "workers": {"count": len(workers), "failed": failed},
         }
+    )
+
+
+def _cost(
+    config: RunConfig, summary: dict[str, Any], parts: Sequence[dict[str, Any]], elapsed_s: float
+) -> dict[str, Any]:
+    """The cost block priced again on the merged counters (summed projections and lists of
+    features would not mean anything): the workers generate side by side for the run's
+    duration, so their summed bytes over that window is the run's rate."""
+    streams: dict[str, Any] = summary.get("streams") or {}
+    features: dict[str, cost.Features] = {}
+    for part in parts:  # every worker described the same streams: the first to say wins
+        for name, s in ((part.get("cost") or {}).get("streams") or {}).items():
+            named = set(s.get("features") or ())
+            features.setdefault(
+                name, cost.Features("format_conversion" in named, "dynamic_partitioning" in named)
+            )
+    return cost.run_cost(
+        config.target.region,
+        {name: int(s.get("billed_bytes") or 0) for name, s in streams.items()},
+        min(config.duration_s, elapsed_s),
+        features,
+        sum(int(s.get("bytes_sent") or 0) for s in streams.values()),
     )
 
 

@@ -101,3 +101,7 @@ def test_soak_command_30s_reports_nothing_missing(tmp_path: Path) -> None:
         assert s["hints"]["consistent"], s["hints"]
         count = s["objects"]["count"]
         assert duration_s // (interval_s + 1) <= count <= duration_s // interval_s + 2, count
+        # The setting's cost: the mixed profile's records are under 5 KB, so 5,120 bytes each.
+        assert report["cost"]["objects"][name] == count
+        assert report["cost"]["streams"][name]["billed_bytes"] == 5_120 * s["accepted"]
+    assert report["cost"]["estimated_cost_usd"] > 0 and "dynamic_partitioning_objects_usd" in report["cost"]

@@ -10,7 +10,9 @@ from producer.audit.hints import BufferHints
 from producer.audit.reconcile import reconcile
 from producer.audit.runinfo import RunInfo, StreamSent
 from producer.audit.runner import AuditReport
+from producer.audit.soak import soak_cost
 from producer.summary import RunSummary
+from producer.telemetry.cost import run_cost
 
 
 def _report(label: str | None, lose: int = 0) -> AuditReport:
@@ -59,3 +61,21 @@ def test_html_is_self_contained_and_escaped() -> None:
 
 def test_empty_chart_says_so() -> None:
     assert "no data" in svg.chart("Rate", {"s": []}, "x", "y")
+
+
+def test_soak_prices_each_buffer_setting_with_the_objects_it_made() -> None:
+    reports = [_report("1s/1MiB"), _report("5s/1MiB")]
+    reports[1].streams[0].objects["count"] = 2_000
+    for report in reports:
+        report.cost = soak_cost(run_cost("us-east-1", {"s": 5_120 * 100}, 1.0, bytes_sent=40_000), report)
+    first, second = (r.cost for r in reports)
+    assert first is not None and second is not None
+    assert first["objects"] == {"s": 2} and second["objects"] == {"s": 2_000}
+    assert second["dynamic_partitioning_objects_usd"] == 0.01  # $0.005 per 1,000 objects
+    text = report_text.render(reports)
+    assert "5s/1MiB cost: 0.51 MB billed" in text and "2,000 S3 objects" in text
+    assert orjson.loads(output.as_json(reports))["compare"][1]["cost"]["objects"] == {"s": 2_000}
+    # No price table: the objects are counted, nothing is priced.
+    unpriced = soak_cost(run_cost("xx-east-9", {"s": 5_120}, 1.0), reports[0])
+    assert unpriced is not None and "dynamic_partitioning_objects_usd" not in unpriced
+    assert soak_cost(None, reports[0]) is None

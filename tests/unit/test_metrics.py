@@ -53,6 +53,7 @@ def test_every_series_exists_at_zero_before_anything_happens() -> None:
         for reason in DEAD_LETTER_REASONS:
             assert _value(samples, "loadgen_dead_lettered_records_total", stream=stream, reason=reason) == 0
         assert _value(samples, "loadgen_throttled_records_total", stream=stream) == 0
+        assert _value(samples, "loadgen_billed_bytes_total", stream=stream) == 0
         assert _value(samples, "loadgen_put_record_batch_duration_seconds_count", stream=stream) == 0
         assert (
             _value(samples, "loadgen_failures_total", stream=stream, error_code="ServiceUnavailableException")
@@ -76,6 +77,7 @@ def test_scrape_reads_the_counters_as_they_move() -> None:
     s3.failures_by_code["ServiceUnavailableException"] = 50
     s3.failures_by_code["SomethingNew"] = 2
     s3.requests, s3.failed_requests, s3.held = 7, 1, 123
+    s3.bytes_sent, s3.billed_bytes = 400_000, 5_120 * 990
     telemetry.histograms["s3-stream"].request_seconds.observe(0.003)
     telemetry.histograms["s3-stream"].request_seconds.observe(0.2)
     telemetry.events_by_source["web"] = 600
@@ -90,6 +92,8 @@ def test_scrape_reads_the_counters_as_they_move() -> None:
     assert _value(samples, "loadgen_failures_total", stream="s3-stream", error_code="other") == 2
     assert _value(samples, "loadgen_put_record_batch_requests_total", stream="s3-stream", result="ok") == 6
     assert _value(samples, "loadgen_stream_queue_records", stream="s3-stream") == 123
+    assert _value(samples, "loadgen_billed_bytes_total", stream="s3-stream") == 5_120 * 990
+    assert _value(samples, "loadgen_sent_bytes_total", stream="s3-stream") == 400_000
     assert (
         _value(samples, "loadgen_put_record_batch_duration_seconds_bucket", stream="s3-stream", le="0.005")
         == 1
@@ -181,6 +185,8 @@ async def test_series_follow_a_real_channel(tmp_path: Path) -> None:
     assert calls == stats.requests >= 4  # 1200 records in batches of <= 500, plus the resends
     assert _value(samples, "loadgen_batch_records_sum", stream=name) == 1800  # 1200 + 600 resent
     assert _value(samples, "loadgen_ack_latency_seconds_count", stream=name) == 1200
+    # Billed once per accepted record (each under 5 KB: 5,120 bytes), not per attempt.
+    assert _value(samples, "loadgen_billed_bytes_total", stream=name) == stats.billed_bytes == 1200 * 5_120
 
 
 def test_target_rate_gauge_follows_the_shape() -> None:

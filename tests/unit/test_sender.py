@@ -589,3 +589,34 @@ async def test_close_is_idempotent(tmp_path: Path, grace_s: float) -> None:
     await asyncio.gather(channel.close(grace_s), channel.close(grace_s))
     await channel.close(grace_s)
     _books(channel)
+
+
+@pytest.mark.parametrize("many", [False, True], ids=["offer", "offer_many"])
+async def test_billed_bytes_round_each_accepted_record_up_to_5120(
+    tmp_path: Path, wire: WireFormat, many: bool
+) -> None:
+    # Small records first (billed without looking at sizes), then an empty and a large one
+    # switch the channel to per-record sizes; refused attempts are never billed.
+    small = _items(30)
+    empty, large = [b""], [b"y" * 5_121, b"z" * 12_000]
+    refused: set[bytes] = set()
+
+    def once(d: bytes) -> bool:  # refuse each record whose id ends in 7, on its first attempt
+        first = d.endswith(b'7"}') and d not in refused
+        refused.add(d)
+        return first
+
+    client = FakeClient(fail_where(once))
+    channel, _ = _channel(tmp_path, client)
+    channel.start()
+    for chunk in (small, empty, large):
+        if many:
+            channel.offer_many(*_held(wire, chunk))
+        else:
+            await _offer_all(channel, chunk)
+        await asyncio.sleep(0.05)  # each chunk is answered before the next arrives
+    await channel.close(5.0)
+    stats = channel.stats
+    assert stats.accepted == 33 and stats.failed_record_attempts == 3
+    assert stats.billed_bytes == 30 * 5_120 + 0 + 10_240 + 15_360
+    _books(channel)

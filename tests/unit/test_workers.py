@@ -262,3 +262,44 @@ def test_stream_requests_exist_for_the_default_streams() -> None:
     assert all(
         pipeline.stream_request(name)["DeliveryStreamName"] == name for name in pipeline.DEFAULT_STREAMS
     )
+
+
+def test_billed_bytes_are_summed_and_the_cost_is_priced_again_on_the_sums(tmp_path: Path) -> None:
+    parts = []
+    for billed in (5_120 * 1_000, 5_120 * 3_000):
+        part = _summary(1200)
+        for s in part["streams"].values():
+            s["billed_bytes"] = billed
+            s["bytes_sent"] = billed // 10
+        part["cost"] = {"streams": {"a": {"features": ["format_conversion"]}, "b": {"features": []}}}
+        parts.append(part)
+    workers = [_worker(tmp_path, i, summary=part, returncode=0) for i, part in enumerate(parts)]
+    summary = combine(_config(tmp_path), "run-1", workers, 6.0).to_dict()
+    for name in STREAMS:
+        assert summary["streams"][name]["billed_bytes"] == 5_120 * 4_000
+    c = summary["cost"]
+    # Priced on the merged bytes over the generation window (--duration 4s), not the workers'
+    # own projections added up, and with the features the workers read once, not twice.
+    assert c["billed_bytes"] == 2 * 5_120 * 4_000 and c["rate_window_s"] == 4.0
+    assert c["billed_to_sent"] == 10.0
+    assert c["streams"]["a"]["features"] == ["format_conversion"] and c["streams"]["b"]["features"] == []
+    assert c["streams"]["a"]["estimated_cost_usd"] > c["streams"]["b"]["estimated_cost_usd"]
+
+
+def test_a_dead_worker_s_billed_bytes_come_from_its_last_scrape(tmp_path: Path) -> None:
+    stats = StreamStats("a", sent=10, accepted=10, billed_bytes=51_200)
+    telemetry = RunTelemetry("r", "mixed", "local", 300.0, [stats], {"a": StreamHistograms()})
+    scrape = parse_scrape(generate_latest(build_registry(telemetry)).decode())
+    dead = _worker(tmp_path, 1, scrape=scrape, returncode=-9)
+    summary = combine(_config(tmp_path, streams=("a",)), "run-1", [dead], 4.0).to_dict()
+    assert summary["streams"]["a"]["billed_bytes"] == 51_200 and summary["cost"]["billed_bytes"] == 51_200
+    live = [StreamStats("a")]
+    apply_scrape(scrape, live, {"a": StreamHistograms()})
+    assert live[0].billed_bytes == 51_200
+
+
+def test_an_unknown_region_leaves_the_merged_cost_unpriced(tmp_path: Path) -> None:
+    workers = [_worker(tmp_path, 0, summary=_summary(10), returncode=0)]
+    config = _config(tmp_path, target=Target(TargetKind.AWS, "ap-nowhere-1"))
+    error = combine(config, "run-1", workers, 4.0).to_dict()["cost"]["error"]
+    assert error.startswith("no price table for ap-nowhere-1")
