@@ -21,7 +21,7 @@ MISSING = (
 
 def _pyarrow_parquet() -> Any:
     try:
-        import pyarrow.parquet as pq  # type: ignore[import-not-found,unused-ignore]
+        import pyarrow.parquet as pq  # type: ignore[import-untyped,import-not-found,unused-ignore]
     except ImportError:
         raise UsageError(MISSING) from None
     return pq
