@@ -102,6 +102,13 @@ def register(app: typer.Typer) -> None:
             bool,
             typer.Option("--discard", help="Benchmark mode: answer as usual, keep nothing, no quotas."),
         ] = False,
+        template: Annotated[
+            Path | None,
+            typer.Option(help="Build the streams and transform from this CloudFormation template."),
+        ] = None,
+        param: Annotated[
+            list[str] | None, typer.Option("--param", help="Template parameter override KEY=VALUE.")
+        ] = None,
     ) -> None:
         """Serve the local Firehose until Ctrl-C; buffered records are delivered on exit."""
         faults = FaultSettings(
@@ -128,6 +135,11 @@ def register(app: typer.Typer) -> None:
                 raise UsageError(f"{name} must be at least 1, got {value}")
         if config is not None and not config.is_file():
             raise UsageError(f"--config {config}: no such file")
+        if template is not None:
+            config, inline = _template_config(template, param or [], region, output, config)
+            transform = transform or inline
+        elif param:
+            raise UsageError("--param needs --template")
         options = LocalOptions(
             output_dir=output,
             host=host,
@@ -144,3 +156,21 @@ def register(app: typer.Typer) -> None:
         run_async(_serve(options, ready_line=True))
 
     app.add_typer(local, name="local")
+
+
+def _template_config(
+    template: Path, params: list[str], region: str, output: Path, config: Path | None
+) -> tuple[Path, Path | None]:
+    """Streams and inline transform from a CloudFormation template, written under the output's
+    state folder for the server to read."""
+    from producer.cloudformation import load_template, parse_params
+    from producer.local.delivery import STATE_DIR
+    from producer.local.template import streams_from_template, write_local_config
+
+    if config is not None:
+        raise UsageError("--template and --config both define the streams; pass one")
+    if not template.is_file():
+        raise UsageError(f"--template {template}: no such file")
+    data = load_template(template.read_text())
+    streams = streams_from_template(data, parse_params(params, data.get("Parameters") or {}), region)
+    return write_local_config(streams, output / STATE_DIR)
