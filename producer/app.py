@@ -142,7 +142,14 @@ async def _load(
         endpoint = target.endpoint_url
         if target.kind is TargetKind.LOCAL:
             local = await stack.enter_async_context(
-                LocalFirehose(LocalOptions(output_dir=config.output_dir, region=target.region))
+                LocalFirehose(
+                    LocalOptions(
+                        output_dir=config.output_dir,
+                        region=target.region,
+                        stream_config=config.local_stream_config,
+                        transform_path=config.local_transform,
+                    )
+                )
             )
             endpoint = local.url
         settings = ClientSettings(

@@ -163,14 +163,10 @@ def _template_config(
 ) -> tuple[Path, Path | None]:
     """Streams and inline transform from a CloudFormation template, written under the output's
     state folder for the server to read."""
-    from producer.cloudformation import load_template, parse_params
     from producer.local.delivery import STATE_DIR
-    from producer.local.template import streams_from_template, write_local_config
+    from producer.local.template import prepare
 
     if config is not None:
         raise UsageError("--template and --config both define the streams; pass one")
-    if not template.is_file():
-        raise UsageError(f"--template {template}: no such file")
-    data = load_template(template.read_text())
-    streams = streams_from_template(data, parse_params(params, data.get("Parameters") or {}), region)
-    return write_local_config(streams, output / STATE_DIR)
+    stream_config, transform, _ = prepare(template, params, region, output / STATE_DIR)
+    return stream_config, transform

@@ -217,3 +217,18 @@ def streams_from_template(
     if not requests:
         raise UsageError("the template has no AWS::KinesisFirehose::DeliveryStream")
     return TemplateStreams(requests=requests, transform_code=code)
+
+
+def prepare(
+    template: Path, params: list[str], region: str, state_dir: Path
+) -> tuple[Path, Path | None, tuple[str, ...]]:
+    """``--template``/``--param`` for `local serve` and `run`: the stream config and transform
+    files written under ``state_dir``, and the template's stream names."""
+    from producer.cloudformation import load_template, parse_params
+
+    if not template.is_file():
+        raise UsageError(f"--template {template}: no such file")
+    data = load_template(template.read_text())
+    streams = streams_from_template(data, parse_params(params, data.get("Parameters") or {}), region)
+    config, transform = write_local_config(streams, state_dir)
+    return config, transform, tuple(str(r["DeliveryStreamName"]) for r in streams.requests)

@@ -91,3 +91,28 @@ def test_template_sandbox_writes_parquet_with_run_columns(tmp_path: Path) -> Non
     assert all(r["processed_timestamp"] and r["amount_category"] for r in rows)
     audited = [orjson.loads(r)["event_id"] for r in objects.records(raw)]
     assert len(audited) == len(set(audited)) == 20
+
+
+def test_run_with_template_delivers_parquet_and_the_audit_balances(tmp_path: Path) -> None:
+    # The done-when, in one process: run --template starts the embedded Firehose from the
+    # template; the S3 stream's objects are Parquet with run_id/seq; the audit finds 0 missing.
+    out = tmp_path / "out"
+    result = run_cli(
+        "run", "--template", str(FIXTURE), "--param", "StreamPrefix=tpl", "--stream", "tpl",
+        "--rate", "100", "--duration", "2s", "--output-dir", str(out), "--quiet", "--no-metrics",
+        "--summary-json", str(tmp_path / "summary.json"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = orjson.loads((tmp_path / "summary.json").read_bytes())
+    run_id = summary["run_id"]
+    files = [p for p in (out / "realtime-data-bucket" / "raw-data").rglob("*") if p.is_file()]
+    assert files and all(p.read_bytes().startswith(b"PAR1") for p in files)
+    rows = [r for p in files for r in pq.read_table(p).to_pylist()]
+    assert {r["run_id"] for r in rows} == {run_id}
+    assert sorted(r["seq"] for r in rows) == list(range(len(rows)))
+    assert all(r["processed_timestamp"] and r["amount_category"] for r in rows)
+    audit = run_cli("audit", "--run-id", run_id, "--output-dir", str(out), "--json")
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    report = orjson.loads(audit.stdout)["streams"]["tpl"]
+    assert (report["missing"], report["duplicates"]) == (0, 0)
+    assert report["accepted"] == report["delivered_unique"] == len(rows) > 0
