@@ -224,7 +224,7 @@ def prepare(
 ) -> tuple[Path, Path | None, tuple[str, ...]]:
     """``--template``/``--param`` for `local serve` and `run`: the stream config and transform
     files written under ``state_dir``, and the template's stream names."""
-    from producer.cloudformation import load_template, parse_params
+    from producer.aws.cloudformation import load_template, parse_params
 
     if not template.is_file():
         raise UsageError(f"--template {template}: no such file")

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped,import-not-found,unu
 import pytest
 
 from producer.audit import objects
-from producer.cloudformation import load_template
+from producer.aws.cloudformation import load_template
 from producer.errors import UsageError
 from producer.local.server import LocalOptions
 from producer.local.template import streams_from_template, write_local_config
