@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from producer.audit import objects
 from producer.local.server import LocalFirehose, LocalOptions
 
 REPO = Path(__file__).resolve().parent.parent
@@ -89,13 +90,13 @@ def run_cli(
 
 
 def delivered_event_ids(root: Path) -> Counter[str]:
-    """event_id of every JSON line in every file under ``root``."""
+    """event_id of every record in every file under ``root``: JSON lines, gzip, or the Parquet
+    rows the shipped template's S3 stream writes (read the way the audit reads them)."""
     ids: Counter[str] = Counter()
     for path in sorted(root.rglob("*")):
         if path.is_file():
-            for line in path.read_bytes().splitlines():
-                if line.strip():
-                    ids[orjson.loads(line)["event_id"]] += 1
+            for record in objects.records(path.read_bytes()):
+                ids[orjson.loads(record)["event_id"]] += 1
     return ids
 
 

@@ -3,7 +3,8 @@ run on the embedded target, the reference requests it created its streams with."
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from producer import pipeline
 from producer.audit.hints import BufferHints, from_description
@@ -27,8 +28,22 @@ async def describe_hints(settings: ClientSettings, streams: Iterable[str]) -> di
     return out
 
 
+def local_run_hints(summary: Mapping[str, Any], streams: Iterable[str]) -> dict[str, BufferHints]:
+    """A local run's hints as its summary recorded them (``buffer_hints``: the template's, when the
+    embedded Firehose was built from one); summaries from before that field: the reference ones."""
+    recorded = summary.get("buffer_hints")
+    if not isinstance(recorded, dict):
+        return reference_hints(streams)
+    return {
+        name: BufferHints(float(h["interval_s"]), int(h["size_mib"]))
+        for name, h in recorded.items()
+        if isinstance(h, dict)
+    }
+
+
 def reference_hints(streams: Iterable[str]) -> dict[str, BufferHints]:
-    """What ``run`` on the local target created (app.prepare_streams uses pipeline.stream_request)."""
+    """The reference requests' hints (pipeline.stream_request), which app.prepare_streams uses for
+    a stream the embedded Firehose was not given."""
     out: dict[str, BufferHints] = {}
     for name in streams:
         request = pipeline.stream_request(name)

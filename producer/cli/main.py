@@ -91,16 +91,27 @@ def _streams(given: list[str] | None, stack: str | None, target: Target) -> tupl
 def _template(
     template: Path | None, params: list[str], target: Target, output_dir: Path
 ) -> tuple[Path | None, Path | None, tuple[str, ...]]:
-    """--template/--param: the embedded Firehose's stream config, transform and stream names."""
-    if template is None:
+    """--template/--param: the embedded Firehose's stream config, transform and stream names.
+
+    Without --template the embedded Firehose is built from the shipped deploy/pipeline.yaml, so
+    the sandbox runs the pipeline that deploys (one source of truth); another target takes none."""
+    if template is None and target.kind is not TargetKind.LOCAL:
         if params:
-            raise UsageError("--param needs --template")
+            raise UsageError("--param needs --template (the embedded local Firehose)")
         return None, None, ()
     if target.kind is not TargetKind.LOCAL:
         raise UsageError("--template builds the embedded local Firehose: drop --target aws / --endpoint-url")
     from producer.local.delivery import STATE_DIR
-    from producer.local.template import prepare
+    from producer.local.template import SHIPPED_TEMPLATE, prepare
+    from producer.shipped import shipped_path
 
+    if template is None:
+        template = shipped_path(SHIPPED_TEMPLATE)
+        if not template.is_file():
+            raise UsageError(
+                f"the shipped pipeline template {SHIPPED_TEMPLATE} is missing from this installation "
+                f"(looked in {template.parent}); pass --template FILE"
+            )
     return prepare(template, params, target.region, output_dir / STATE_DIR)
 
 
@@ -308,11 +319,12 @@ def run(
         Path | None,
         typer.Option(
             help="local target: build the embedded Firehose's streams and transform from this "
-            "CloudFormation template (e.g. deploy/pipeline.yaml).",
+            "CloudFormation template [default: the shipped deploy/pipeline.yaml].",
         ),
     ] = None,
     param: Annotated[
-        list[str] | None, typer.Option("--param", help="Template parameter override KEY=VALUE.")
+        list[str] | None,
+        typer.Option("--param", help="local target: template parameter override KEY=VALUE (repeatable)."),
     ] = None,
     no_trace_fields: Annotated[
         bool,

@@ -23,6 +23,9 @@ from producer.pipeline import LOCAL_BUCKET
 
 ACCOUNT_ID = "000000000000"
 STREAM_TYPE = "AWS::KinesisFirehose::DeliveryStream"
+# The pipeline the project deploys; `run` builds its embedded Firehose from it by default
+# (a data file of the wheel, see producer/shipped.py).
+SHIPPED_TEMPLATE = "deploy/pipeline.yaml"
 _SUB = re.compile(r"\$\{([^}!][^}]*)\}")
 
 
