@@ -36,18 +36,19 @@ class ThreadedLocalFirehose:
         async def run() -> Any:
             return fn(*args)
 
-        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(10)
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(30)
 
     def start(self) -> None:
         self._thread.start()
-        asyncio.run_coroutine_threadsafe(self.server.start(), self._loop).result(10)
+        # Generous deadlines: on a loaded machine start-up (a template's transform, pyarrow) is slow.
+        asyncio.run_coroutine_threadsafe(self.server.start(), self._loop).result(60)
         self.url = self.server.url
 
     def stop(self) -> None:
         """Stop serving and deliver everything buffered (idempotent)."""
         if self._loop.is_closed():
             return
-        asyncio.run_coroutine_threadsafe(self.server.stop(), self._loop).result(30)
+        asyncio.run_coroutine_threadsafe(self.server.stop(), self._loop).result(120)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()

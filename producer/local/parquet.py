@@ -28,6 +28,8 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped,import-not-found,unu
 
 FORMAT_CONVERSION_FAILED = "format-conversion-failed"
 COMPRESSIONS = {"SNAPPY": "snappy", "GZIP": "gzip", "UNCOMPRESSED": "none"}
+# Records per Parquet row group: bounds the memory of converting one flush (see convert).
+ROW_GROUP_RECORDS = 10_000
 
 _SCALARS: dict[str, Any] = {
     "string": pa.string(),
@@ -211,21 +213,32 @@ class Converted:
 
 
 def convert(records: Sequence[bytes], fmt: ParquetFormat) -> Converted:
-    """The records of one buffer flush as one Parquet object."""
+    """The records of one buffer flush as one Parquet object, written a row group of at most
+    ROW_GROUP_RECORDS records at a time: the Python rows of a whole 128 MiB buffer would take
+    over ten times its size in memory (measured: 34 MB of events grew RSS by 417 MB at once)."""
     schema = fmt.schema()
-    rows: list[dict[str, Any]] = []
     failed: list[tuple[bytes, str]] = []
-    for record in records:
-        try:
-            rows.append(convert_record(record, schema, fmt.case_insensitive))
-        except ConversionError as exc:
-            failed.append((record, str(exc)))
-    if not rows:
-        return Converted(None, 0, failed)
-    table = pa.Table.from_pylist(rows, schema=schema)
     sink = io.BytesIO()
-    pq.write_table(table, sink, compression=COMPRESSIONS[fmt.compression])
-    return Converted(sink.getvalue(), len(rows), failed)
+    writer: Any = None
+    count = 0
+    try:
+        for start in range(0, len(records), ROW_GROUP_RECORDS):
+            rows: list[dict[str, Any]] = []
+            for record in records[start : start + ROW_GROUP_RECORDS]:
+                try:
+                    rows.append(convert_record(record, schema, fmt.case_insensitive))
+                except ConversionError as exc:
+                    failed.append((record, str(exc)))
+            if not rows:
+                continue
+            if writer is None:
+                writer = pq.ParquetWriter(sink, schema, compression=COMPRESSIONS[fmt.compression])
+            writer.write_table(pa.Table.from_pylist(rows, schema=schema))
+            count += len(rows)
+    finally:
+        if writer is not None:
+            writer.close()
+    return Converted(sink.getvalue() if count else None, count, failed)
 
 
 def failure_envelope(record: bytes, message: str, arrival: float, now: float, table: str) -> bytes:

@@ -120,3 +120,18 @@ def test_conversion_needs_a_64_mib_buffer(tmp_path: Path) -> None:
     server.stop()
     assert status == 400
     assert "at least 64" in str(body)
+
+
+def test_a_large_flush_is_one_object_of_several_row_groups(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Memory stays bounded by converting a row group at a time; the object still holds every
+    # convertible record in order, and the failures are reported in arrival order.
+    monkeypatch.setattr(parquet, "ROW_GROUP_RECORDS", 4)
+    fmt = parquet.ParquetFormat(columns=tuple((c["Name"], c["Type"]) for c in COLUMNS))
+    docs = [{"event_id": f"e{i}", "seq": i if i % 5 else "bad"} for i in range(1, 11)]
+    converted = parquet.convert([orjson.dumps(d) for d in docs], fmt)
+    assert converted.data is not None and converted.rows == 8
+    meta = pq.ParquetFile(io.BytesIO(converted.data)).metadata
+    assert meta.num_row_groups == 3 and meta.num_rows == 8
+    rows = pq.read_table(io.BytesIO(converted.data)).to_pylist()
+    assert [r["seq"] for r in rows] == [1, 2, 3, 4, 6, 7, 8, 9]
+    assert [orjson.loads(record)["event_id"] for record, _ in converted.failed] == ["e5", "e10"]

@@ -5,6 +5,7 @@ and the S3 stream writes Parquet with the Glue table's columns."""
 from __future__ import annotations
 
 import io
+import select
 import signal
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from producer.local.template import streams_from_template, write_local_config
 from tests.helpers import REPO, ThreadedLocalFirehose, run_cli
 
 SHIPPED = REPO / "deploy" / "pipeline.yaml"
+READY_DEADLINE_S = 60.0
 # Web shoppers who all buy, few sessions at a time: a 2 s run has purchases (the only events
 # with an amount) on both sides of the recipe's 100 threshold.
 BUYERS = """
@@ -164,15 +166,18 @@ def test_run_builds_the_embedded_firehose_from_the_shipped_template(tmp_path: Pa
 
 
 def _start_serve(*options: str) -> tuple[subprocess.Popen[str], str]:
+    """`local serve OPTIONS`; its URL from the ready line, waited for with a generous deadline
+    (a loaded machine starts Python and pyarrow slowly) rather than forever."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "producer", "local", "serve", "--port", "0", *options],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
     )  # fmt: skip
     assert proc.stdout is not None
-    url = ready_url(proc.stdout.readline())
+    ready, _, _ = select.select([proc.stdout], [], [], READY_DEADLINE_S)
+    url = ready_url(proc.stdout.readline()) if ready else None
     if url is None:
         proc.kill()
-        raise AssertionError(proc.communicate(timeout=30)[1])
+        raise AssertionError(f"local serve not ready: {proc.communicate(timeout=30)[1]}")
     return proc, url
 
 
