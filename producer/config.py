@@ -70,6 +70,9 @@ class RunConfig:
     run_id: str | None = None
     # At the end of the duration (no signal): how long delivery may go on (--drain-timeout).
     drain_timeout_s: float = 150.0
+    # The embedded local Firehose's streams and transform (run --template); None: built-in ones.
+    local_stream_config: Path | None = None
+    local_transform: Path | None = None
 
     @property
     def ending(self) -> Ending:

@@ -77,6 +77,7 @@ _RUN_KEYS = (
     "events_generated",
     "streams",
     "output_dir",
+    "buffer_hints",
     "dead_letter_path",
     "seq_spaces",
     "schedule",
@@ -107,6 +108,8 @@ class RunSummary:
     rate: float | None = None
     events_generated: int = 0
     output_dir: str | None = None
+    # The embedded Firehose's buffering per stream ({"interval_s", "size_mib"}), for `audit`.
+    buffer_hints: dict[str, dict[str, float]] | None = None
     # A shard's seqs are offset, offset + stride, ... (generation.py); the audit reads these.
     seq_spaces: list[dict[str, int]] = field(default_factory=list)
     schedule: dict[str, Any] | None = None  # telemetry.stats.ScheduleCheck.summary, plus on_full

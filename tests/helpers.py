@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from producer.audit import objects
 from producer.local.server import LocalFirehose, LocalOptions
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,18 +36,19 @@ class ThreadedLocalFirehose:
         async def run() -> Any:
             return fn(*args)
 
-        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(10)
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(30)
 
     def start(self) -> None:
         self._thread.start()
-        asyncio.run_coroutine_threadsafe(self.server.start(), self._loop).result(10)
+        # Generous deadlines: on a loaded machine start-up (a template's transform, pyarrow) is slow.
+        asyncio.run_coroutine_threadsafe(self.server.start(), self._loop).result(60)
         self.url = self.server.url
 
     def stop(self) -> None:
         """Stop serving and deliver everything buffered (idempotent)."""
         if self._loop.is_closed():
             return
-        asyncio.run_coroutine_threadsafe(self.server.stop(), self._loop).result(30)
+        asyncio.run_coroutine_threadsafe(self.server.stop(), self._loop).result(120)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()
@@ -89,13 +91,13 @@ def run_cli(
 
 
 def delivered_event_ids(root: Path) -> Counter[str]:
-    """event_id of every JSON line in every file under ``root``."""
+    """event_id of every record in every file under ``root``: JSON lines, gzip, or the Parquet
+    rows the shipped template's S3 stream writes (read the way the audit reads them)."""
     ids: Counter[str] = Counter()
     for path in sorted(root.rglob("*")):
         if path.is_file():
-            for line in path.read_bytes().splitlines():
-                if line.strip():
-                    ids[orjson.loads(line)["event_id"]] += 1
+            for record in objects.records(path.read_bytes()):
+                ids[orjson.loads(record)["event_id"]] += 1
     return ids
 
 

@@ -10,6 +10,7 @@ from producer.audit.hints import BufferHints, from_description
 from producer.errors import UsageError
 from producer.firehose.client import ClientSettings, open_client
 from producer.firehose.errors import ApiError, TransportError
+from producer.summary import RunSummary
 
 
 async def describe_hints(settings: ClientSettings, streams: Iterable[str]) -> dict[str, BufferHints]:
@@ -27,8 +28,22 @@ async def describe_hints(settings: ClientSettings, streams: Iterable[str]) -> di
     return out
 
 
+def local_run_hints(summary: RunSummary, streams: Iterable[str]) -> dict[str, BufferHints]:
+    """A local run's hints as its summary recorded them (``buffer_hints``: the template's, when the
+    embedded Firehose was built from one); summaries from before that field: the reference ones."""
+    recorded = summary.buffer_hints
+    if not isinstance(recorded, dict):
+        return reference_hints(streams)
+    return {
+        name: BufferHints(float(h["interval_s"]), int(h["size_mib"]))
+        for name, h in recorded.items()
+        if isinstance(h, dict)
+    }
+
+
 def reference_hints(streams: Iterable[str]) -> dict[str, BufferHints]:
-    """What ``run`` on the local target created (app.prepare_streams uses pipeline.stream_request)."""
+    """The reference requests' hints (pipeline.stream_request), which app.prepare_streams uses for
+    a stream the embedded Firehose was not given."""
     out: dict[str, BufferHints] = {}
     for name in streams:
         request = pipeline.stream_request(name)

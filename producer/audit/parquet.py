@@ -1,6 +1,5 @@
-"""Parquet objects (record format conversion) as JSON rows; pyarrow is an optional extra.
-
-Imported lazily so the rest of the audit works without it:
+"""Parquet objects (record format conversion) as JSON rows, with pyarrow (a main dependency:
+the embedded Firehose writes Parquet too):
 https://docs.aws.amazon.com/firehose/latest/dev/record-format-conversion.html
 """
 
@@ -8,27 +7,21 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from typing import Any
 
 import orjson
+import pyarrow as pa  # type: ignore[import-untyped,import-not-found,unused-ignore]
+import pyarrow.parquet as pq  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
 from producer.errors import UsageError
 
-MISSING = (
-    "reading Parquet objects needs pyarrow: pip install 'firehose-loadgen[parquet]' (or pip install pyarrow)"
-)
-
-
-def _pyarrow_parquet() -> Any:
-    try:
-        import pyarrow.parquet as pq  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        raise UsageError(MISSING) from None
-    return pq
-
 
 def rows_as_json(data: bytes) -> Iterator[bytes]:
-    pq = _pyarrow_parquet()
-    table = pq.read_table(io.BytesIO(data))
+    """Each row of one Parquet object as a JSON record; a damaged object is one clear error."""
+    try:
+        table = pq.read_table(io.BytesIO(data))
+    except (pa.ArrowException, OSError) as exc:
+        # pyarrow's messages end in a newline (and may span lines): keep the first line.
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UsageError(f"an object with the Parquet magic is not readable Parquet: {detail}") from None
     for row in table.to_pylist():
         yield orjson.dumps(row, default=str)

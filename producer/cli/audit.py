@@ -13,7 +13,7 @@ from producer import pipeline
 from producer.audit import hints as buffer_hints
 from producer.audit import output, report_text
 from producer.audit.aws import AwsSettings
-from producer.audit.describe import reference_hints
+from producer.audit.describe import local_run_hints
 from producer.audit.runinfo import load_run
 from producer.audit.runner import AuditReport, AuditRequest, run_audit
 from producer.audit.soak import LoadOptions, SoakPlan, soak_aws, soak_local
@@ -89,8 +89,8 @@ def register(app: typer.Typer) -> None:
             aws=AwsSettings(region or "us-east-1", s3_endpoint_url),
             opensearch_url=opensearch_url,
             opensearch_index=opensearch_index,
-            # A local run created the reference streams, so their hints are known without asking.
-            hints=reference_hints(run.streams) if local_run else {},
+            # A local run recorded the hints it created its streams with: no need to ask.
+            hints=local_run_hints(run.summary, run.streams) if local_run else {},
         )
         report = asyncio.run(run_audit(request, run))
         raise typer.Exit(_emit([report], json_out, html))

@@ -102,6 +102,13 @@ def register(app: typer.Typer) -> None:
             bool,
             typer.Option("--discard", help="Benchmark mode: answer as usual, keep nothing, no quotas."),
         ] = False,
+        template: Annotated[
+            Path | None,
+            typer.Option(help="Build the streams and transform from this CloudFormation template."),
+        ] = None,
+        param: Annotated[
+            list[str] | None, typer.Option("--param", help="Template parameter override KEY=VALUE.")
+        ] = None,
     ) -> None:
         """Serve the local Firehose until Ctrl-C; buffered records are delivered on exit."""
         faults = FaultSettings(
@@ -128,6 +135,11 @@ def register(app: typer.Typer) -> None:
                 raise UsageError(f"{name} must be at least 1, got {value}")
         if config is not None and not config.is_file():
             raise UsageError(f"--config {config}: no such file")
+        if template is not None:
+            config, inline = _template_config(template, param or [], region, output, config)
+            transform = transform or inline
+        elif param:
+            raise UsageError("--param needs --template")
         options = LocalOptions(
             output_dir=output,
             host=host,
@@ -144,3 +156,17 @@ def register(app: typer.Typer) -> None:
         run_async(_serve(options, ready_line=True))
 
     app.add_typer(local, name="local")
+
+
+def _template_config(
+    template: Path, params: list[str], region: str, output: Path, config: Path | None
+) -> tuple[Path, Path | None]:
+    """Streams and inline transform from a CloudFormation template, written under the output's
+    state folder for the server to read."""
+    from producer.local.delivery import STATE_DIR
+    from producer.local.template import prepare
+
+    if config is not None:
+        raise UsageError("--template and --config both define the streams; pass one")
+    stream_config, transform, _ = prepare(template, params, region, output / STATE_DIR)
+    return stream_config, transform

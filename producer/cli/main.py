@@ -72,6 +72,33 @@ def _streams(given: list[str] | None, stack: str | None, target: Target) -> tupl
     return pipeline.DEFAULT_STREAMS
 
 
+def _template(
+    template: Path | None, params: list[str], target: Target, output_dir: Path
+) -> tuple[Path | None, Path | None, tuple[str, ...]]:
+    """--template/--param: the embedded Firehose's stream config, transform and stream names.
+
+    Without --template the embedded Firehose is built from the shipped deploy/pipeline.yaml, so
+    the sandbox runs the pipeline that deploys (one source of truth); another target takes none."""
+    if template is None and target.kind is not TargetKind.LOCAL:
+        if params:
+            raise UsageError("--param needs --template (the embedded local Firehose)")
+        return None, None, ()
+    if target.kind is not TargetKind.LOCAL:
+        raise UsageError("--template builds the embedded local Firehose: drop --target aws / --endpoint-url")
+    from producer.local.delivery import STATE_DIR
+    from producer.local.template import SHIPPED_TEMPLATE, prepare
+    from producer.shipped import shipped_path
+
+    if template is None:
+        template = shipped_path(SHIPPED_TEMPLATE)
+        if not template.is_file():
+            raise UsageError(
+                f"the shipped pipeline template {SHIPPED_TEMPLATE} is missing from this installation "
+                f"(looked in {template.parent}); pass --template FILE"
+            )
+    return prepare(template, params, target.region, output_dir / STATE_DIR)
+
+
 def _target(target: TargetChoice, endpoint_url: str | None, region: str | None) -> Target:
     url = options.endpoint_url(endpoint_url)
     if url is not None:
@@ -224,6 +251,17 @@ def run(
             envvar="LOADGEN_SENDER",
         ),
     ] = SenderChoice.lean,
+    template: Annotated[
+        Path | None,
+        typer.Option(
+            help="local target: build the embedded Firehose's streams and transform from this "
+            "CloudFormation template [default: the shipped deploy/pipeline.yaml].",
+        ),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", help="local target: template parameter override KEY=VALUE (repeatable)."),
+    ] = None,
     no_trace_fields: Annotated[
         bool,
         typer.Option(
@@ -284,12 +322,13 @@ def run(
 
     worker_count = supervisor.parse_workers(workers, shard)
     run_target = _target(target, endpoint_url, region)
+    local_config, local_transform, template_streams = _template(template, param or [], run_target, output_dir)
     config = RunConfig(
         profile=loaded,
         # Sharded: this producer's exact share; all shards' shares add up to the total.
         rate=shard.rate_share(rate if rate is not None else loaded.rate),
         duration_s=duration_s if duration_s is not None else loaded.duration_s,
-        streams=_streams(stream, stack, run_target),
+        streams=_streams(stream, stack, run_target) if not template_streams or stream else template_streams,
         target=run_target,
         output_dir=output_dir,
         dead_letter=dead_letter,
@@ -317,6 +356,8 @@ def run(
         trace_fields=not no_trace_fields,
         shard=shard,
         run_id=supervisor.check_run_id(run_id),
+        local_stream_config=local_config,
+        local_transform=local_transform,
     )
     from producer.app import run_load
     from producer.runtime import run_async

@@ -25,6 +25,9 @@ STREAM_NAME_PATTERN = r"[a-zA-Z0-9_.-]{1,64}"
 # OpenSearch destinations take 1-100 MiB.
 # https://docs.aws.amazon.com/firehose/latest/APIReference/API_AmazonopensearchserviceBufferingHints.html
 S3_BUFFER_MIB_RANGE = (1, 128)
+# With record format conversion the S3 buffer size must be >= 64 MiB (default 128).
+# https://docs.aws.amazon.com/firehose/latest/APIReference/API_BufferingHints.html
+FORMAT_CONVERSION_MIN_BUFFER_MIB = 64
 OPENSEARCH_BUFFER_MIB_RANGE = (1, 100)
 BUFFER_INTERVAL_S_RANGE = (0, 900)
 DEFAULT_BUFFER_MIB = 5

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import orjson
 
-from producer.local import keys
+from producer.local import keys, parquet
 from producer.local.streams import LocalStream, OpenSearchTarget, S3Target
 from producer.local.transform import Outcome, TransformRunner
 
@@ -222,13 +222,32 @@ class StreamDelivery:
         outcome = self._process(obj)
         self.counts.dropped_records += outcome.dropped
         dest = self.stream.destination
-        if isinstance(dest, S3Target):
+        if isinstance(dest, S3Target) and dest.parquet is not None:
+            self._deliver_parquet(dest, dest.parquet, obj, outcome)
+        elif isinstance(dest, S3Target):
             if outcome.ok:
                 self._write_s3(dest, obj, outcome.ok, "s3")
                 self.counts.delivered_records += len(outcome.ok)
             self._write_errors(dest, obj, outcome.failed, keys.PROCESSING_FAILED)
         else:
             self._write_opensearch(dest, obj, outcome)
+
+    def _deliver_parquet(
+        self, dest: S3Target, fmt: parquet.ParquetFormat, obj: _Object, outcome: Outcome
+    ) -> None:
+        # One Parquet object per buffer flush; records that do not convert go to the error
+        # prefix as format-conversion-failed (see producer/local/parquet.py for the docs).
+        converted = parquet.convert(outcome.ok, fmt)
+        if converted.data is not None:
+            self._write_s3(dest, obj, [converted.data], "s3", records_count=converted.rows)
+            self.counts.delivered_records += converted.rows
+        now = time.time()
+        envelopes = [
+            parquet.failure_envelope(record, message, obj.first_arrival, now, self.stream.name)
+            for record, message in converted.failed
+        ]
+        self._write_errors(dest, obj, envelopes, parquet.FORMAT_CONVERSION_FAILED)
+        self._write_errors(dest, obj, outcome.failed, keys.PROCESSING_FAILED)
 
     def _process(self, obj: _Object) -> Outcome:
         processing = self.stream.processing
@@ -258,7 +277,14 @@ class StreamDelivery:
         return f"{target.bucket}/{keys.expand_prefix(prefix, when, error_type)}{name}"
 
     def _write_s3(
-        self, target: S3Target, obj: _Object, records: list[bytes], label: str, error_type: str | None = None
+        self,
+        target: S3Target,
+        obj: _Object,
+        records: list[bytes],
+        label: str,
+        error_type: str | None = None,
+        *,
+        records_count: int | None = None,
     ) -> None:
         data = b"".join(records)
         if target.gzip:
@@ -268,7 +294,7 @@ class StreamDelivery:
             data,
             stream=obj.stream,
             destination=label,
-            records=len(records),
+            records=len(records) if records_count is None else records_count,
             first_arrival=obj.first_arrival,
             last_arrival=obj.last_arrival,
         )

@@ -15,7 +15,11 @@ _READY = re.compile(re.escape(READY_PREFIX) + r"(http://\S+)")
 
 
 def serve_command(
-    config_file: Path, output_dir: Path, region: str = "us-east-1", discard: bool = False
+    config_file: Path,
+    output_dir: Path,
+    region: str = "us-east-1",
+    discard: bool = False,
+    transform: Path | None = None,
 ) -> list[str]:
     """``local serve`` on a free port of 127.0.0.1 with the streams in ``config_file``."""
     command = [
@@ -33,6 +37,8 @@ def serve_command(
         "--config",
         str(config_file),
     ]
+    if transform is not None:
+        command += ["--transform", str(transform)]
     return [*command, "--discard"] if discard else command
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from producer.firehose import limits
 from producer.local import keys
 from producer.local.errors import InvalidArgument, Validation, validation_errors
+from producer.local.parquet import COMPRESSIONS, ParquetFormat, UnsupportedType, hive_type
 
 ACCOUNT_ID = "000000000000"
 _NAME = re.compile(limits.STREAM_NAME_PATTERN)
@@ -56,6 +57,8 @@ class S3Target:
     buffer_interval_s: float
     gzip: bool
     file_extension: str | None = None
+    # Record format conversion to Parquet (None: records are written as they arrive).
+    parquet: ParquetFormat | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +232,13 @@ def _s3_target(stream: str, config: Any) -> S3Target:
     error_prefix = str(config.get("ErrorOutputPrefix", ""))
     _check_prefixes(prefix, error_prefix)
     extension = config.get("FileExtension")
+    parquet = _parquet_format(stream, config, size)
+    if parquet is not None and compression != "UNCOMPRESSED":
+        # Parquet compresses inside the file; Firehose rejects S3 compression on top of it.
+        # https://docs.aws.amazon.com/firehose/latest/dev/record-format-conversion.html
+        raise InvalidArgument(
+            "CompressionFormat must be UNCOMPRESSED when record format conversion is enabled."
+        )
     return S3Target(
         bucket=_bucket(config.get("BucketARN")),
         prefix=prefix,
@@ -237,6 +247,57 @@ def _s3_target(stream: str, config: Any) -> S3Target:
         buffer_interval_s=interval,
         gzip=compression == "GZIP",
         file_extension=str(extension) if extension else None,
+        parquet=parquet,
+    )
+
+
+def _parquet_format(stream: str, config: dict[str, Any], buffer_bytes: int) -> ParquetFormat | None:
+    """DataFormatConversionConfiguration as the local Firehose runs it. The real service reads the
+    columns from the Glue table named in SchemaConfiguration; the local one has no Glue, so the
+    columns come with it (``SchemaConfiguration.Columns``: [{Name, Type}], filled in from the
+    template's AWS::Glue::Table when the streams are built from a template).
+    https://docs.aws.amazon.com/firehose/latest/APIReference/API_DataFormatConversionConfiguration.html
+    """
+    conversion = config.get("DataFormatConversionConfiguration")
+    if not isinstance(conversion, dict) or conversion.get("Enabled") is False:
+        return None
+    # With conversion the buffer size must be at least 64 MiB.
+    # https://docs.aws.amazon.com/firehose/latest/APIReference/API_BufferingHints.html
+    if buffer_bytes < limits.FORMAT_CONVERSION_MIN_BUFFER_MIB * 1024 * 1024:
+        raise InvalidArgument(
+            f"BufferingHints.SizeInMBs must be at least {limits.FORMAT_CONVERSION_MIN_BUFFER_MIB} "
+            "when record format conversion is enabled."
+        )
+    output = (conversion.get("OutputFormatConfiguration") or {}).get("Serializer") or {}
+    parquet = output.get("ParquetSerDe")
+    if not isinstance(parquet, dict):
+        raise InvalidArgument(f"stream {stream}: the local Firehose converts to Parquet only (ParquetSerDe).")
+    compression = str(parquet.get("Compression", "SNAPPY"))
+    if compression not in COMPRESSIONS:
+        raise InvalidArgument(
+            f"ParquetSerDe Compression {compression!r} is not one of {sorted(COMPRESSIONS)}."
+        )
+    deserializer = (conversion.get("InputFormatConfiguration") or {}).get("Deserializer") or {}
+    openx = deserializer.get("OpenXJsonSerDe") or {}
+    columns_in = (conversion.get("SchemaConfiguration") or {}).get("Columns")
+    if not isinstance(columns_in, list) or not columns_in:
+        raise InvalidArgument(
+            f"stream {stream}: record format conversion needs the table's columns "
+            "(SchemaConfiguration.Columns: [{Name, Type}]) in the local Firehose."
+        )
+    columns: list[tuple[str, str]] = []
+    for column in columns_in:
+        if not isinstance(column, dict) or not column.get("Name") or not column.get("Type"):
+            raise InvalidArgument(f"stream {stream}: column {column!r} needs Name and Type.")
+        try:
+            hive_type(str(column["Type"]))
+        except UnsupportedType as exc:
+            raise InvalidArgument(f"stream {stream}: {exc}.") from None
+        columns.append((str(column["Name"]), str(column["Type"])))
+    return ParquetFormat(
+        columns=tuple(columns),
+        compression=compression,
+        case_insensitive=openx.get("CaseInsensitive", True) is not False,
     )
 
 

@@ -46,7 +46,7 @@ import aiohttp
 import orjson
 
 from producer import pipeline
-from producer.app import RunResult, new_run_id
+from producer.app import RunResult, local_buffer_hints, new_run_id
 from producer.config import RunConfig, TargetKind
 from producer.console import LiveView, print_summary
 from producer.errors import EXIT_INCOMPLETE, EXIT_STREAM_UNUSABLE, EXIT_USAGE, UsageError
@@ -173,8 +173,11 @@ class Worker:
 def worker_argv(plan: WorkerPlan, worker: Worker, run_id: str, endpoint_url: str | None) -> list[str]:
     drop = set(_PARENT_OWNED)
     if endpoint_url is not None:  # the parent's local Firehose replaces the embedded one
-        drop |= {"target", "endpoint_url"}
+        # ... built from the template by the parent, so the workers name its streams themselves.
+        drop |= {"target", "endpoint_url", "template", "param", "stream"}
     args = [part for name, parts in plan.options.items() if name not in drop for part in parts]
+    if endpoint_url is not None:
+        args += [part for name in plan.config.streams for part in ("--stream", name)]
     args += [
         "--workers", "1",
         "--run-id", run_id,
@@ -340,6 +343,7 @@ def combine(
         | {k: v for k, v in summary.items() if k not in head}
         | {
             "output_dir": str(config.output_dir) if config.target.kind is TargetKind.LOCAL else None,
+            "buffer_hints": local_buffer_hints(config),
             "dead_letter_path": spools[0] if len(spools) == 1 else None,
             "dead_letter_paths": spools,
             # Which seqs the run made (generation.py interleaves shards), for the audit.
@@ -528,11 +532,21 @@ def _read_summary(path: Path) -> dict[str, Any] | None:
 
 async def _start_local(config: RunConfig, scratch: Path) -> tuple[asyncio.subprocess.Process, str]:
     """``local serve`` with the run's streams, on a free port; its URL from its ready line."""
+    # The run's streams as the embedded Firehose would create them: from the template (the
+    # shipped one by default), plus the reference request for any other --stream.
+    requests: list[dict[str, Any]] = []
+    if config.local_stream_config is not None:
+        loaded = orjson.loads(config.local_stream_config.read_bytes())
+        requests = loaded if isinstance(loaded, list) else [loaded]
+    known = {str(r.get("DeliveryStreamName")) for r in requests}
+    requests += [pipeline.stream_request(n) for n in config.streams if n not in known]
     streams = scratch / "streams.json"
-    streams.write_bytes(orjson.dumps([pipeline.stream_request(n) for n in config.streams]))
+    streams.write_bytes(orjson.dumps(requests))
     with (scratch / "local-serve.log").open("wb") as log:
         proc = await asyncio.create_subprocess_exec(
-            *serve_command(streams, config.output_dir, config.target.region),
+            *serve_command(
+                streams, config.output_dir, config.target.region, transform=config.local_transform
+            ),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=log,

@@ -155,8 +155,10 @@ def test_audit_of_a_real_run_is_clean(tmp_path: Path) -> None:
     assert report["clean"] is True
     for name, s in report["streams"].items():
         assert s["delivered_unique"] == s["accepted"] == report["events_generated"] > 600, name
-        # The reference streams' hints (60 s / 5 MiB) are known for a local run.
-        assert s["hints"]["interval_s"] == 60.0
+        # A local run records the hints its streams were built with: deploy/pipeline.yaml's
+        # defaults (S3: 300 s / 128 MiB for Parquet; OpenSearch: 60 s / 5 MiB).
+        expected = (60.0, 5) if name.endswith("-opensearch") else (300.0, 128)
+        assert (s["hints"]["interval_s"], s["hints"]["size_mib"]) == expected, name
 
 
 def test_audit_of_a_run_without_trace_fields_says_why(tmp_path: Path) -> None:

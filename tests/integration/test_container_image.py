@@ -263,6 +263,20 @@ def test_context_and_venv_hold_only_what_they_should(image: Image) -> None:
     ).stdout.strip()
     assert Path(where).is_relative_to(image.venv), f"imported from the source tree: {where}"
     assert (image.venv / "share" / "firehose-loadgen" / "profiles" / "mixed.yaml").is_file()
+    # `run`'s embedded Firehose is built from the shipped template: the installed copy, not a checkout's.
+    template = subprocess.run(
+        [
+            str(image.venv / "bin" / "python"),
+            "-c",
+            "from producer.shipped import shipped_path; print(shipped_path('deploy/pipeline.yaml'))",
+        ],
+        cwd=image.venv,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert template == str(image.venv / "share" / "firehose-loadgen" / "deploy" / "pipeline.yaml")
+    assert Path(template).is_file()
 
 
 def _healthy(command: list[str], env: dict[str, str]) -> bool:

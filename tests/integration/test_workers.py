@@ -21,6 +21,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from producer import pipeline
+from producer.audit import objects
 from producer.errors import EXIT_INCOMPLETE
 from producer.sharding import shard_of_id
 from tests.helpers import REPO, delivered_event_ids, run_cli
@@ -173,11 +174,11 @@ def test_workers_share_the_rate_and_deliver_every_event_exactly_once(two_workers
 def test_seqs_interleave_and_the_audit_finds_the_run_clean(two_workers: Run) -> None:
     summary = two_workers.summary
     seqs = sorted(
-        orjson.loads(line)["seq"]
+        orjson.loads(record)["seq"]
         for path in (two_workers.out / S3_ROOT).rglob("*")
         if path.is_file()
-        for line in path.read_bytes().splitlines()
-        if line.strip()
+        # Parquet rows (the shipped template's S3 stream), read as the audit reads them.
+        for record in objects.records(path.read_bytes())
     )
     # Worker k's j-th event is seq j*2 + k: together exactly 0..N-1 here, as the shares are equal.
     assert seqs == list(range(summary["events_generated"]))

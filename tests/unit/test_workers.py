@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -227,6 +228,17 @@ def test_worker_arguments_pass_options_on_and_set_their_own(tmp_path: Path) -> N
     assert "--target" not in text and "--endpoint-url http://127.0.0.1:1" in text
     assert argv.count("--metrics-port") == 1 and argv.count("--output-dir") == 1
     assert "--rate 600.0" in text  # the total: each worker takes its share of it
+
+
+def test_workers_send_to_the_template_streams_of_the_parents_firehose(tmp_path: Path) -> None:
+    # The parent's local serve is built from the template (with its --param); a worker told
+    # --template with an --endpoint-url would refuse, and without --stream it would pick the
+    # reference names instead of the template's.
+    options = option_args({"template": tmp_path / "t.yaml", "param": ["StreamPrefix=x"], "workers": "2"})
+    config = replace(_config(tmp_path), streams=("x", "x-opensearch"))
+    argv = worker_argv(WorkerPlan(config, 2, options), _worker(tmp_path, 0), "run-1", "http://127.0.0.1:1")
+    assert "--template" not in argv and "--param" not in argv
+    assert " ".join(argv).count("--stream ") == 2 and "--stream x --stream x-opensearch" in " ".join(argv)
 
 
 def test_spool_paths_are_distinct_per_worker(tmp_path: Path) -> None:
