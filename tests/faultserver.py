@@ -84,6 +84,7 @@ class FaultServer:
         self.accepted: dict[str, Counter[str]] = {}
         self.sizes: dict[str, list[int]] = {}
         self.calls = 0
+        self.resets = 0  # calls whose connection was closed unanswered
         self.url = ""
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
@@ -172,6 +173,8 @@ class FaultServer:
                 await writer.drain()
                 await asyncio.sleep(f.dribble_every_s)
         if reset:
+            with self._lock:
+                self.resets += 1
             return False
         if f.expired_token:
             return await _send(writer, 400, _error("ExpiredTokenException", "The security token has expired"))

@@ -54,8 +54,11 @@ def test_billed_bytes_equal_the_endpoint_s_received_records_rounded_up(
             )
         )
         sizes = server.sizes[STREAM]
+        resets = server.resets
     assert reasons == [] and stats.accepted == EVENTS == len(sizes)
-    assert stats.failed_record_attempts > 0 and stats.possible_duplicates > 0  # retries happened
+    assert stats.failed_record_attempts > 0  # retries happened
+    # Calls cut unanswered (a few calls in, by chance) make possible duplicates, billed once here.
+    assert (stats.possible_duplicates > 0) == (resets > 0)
     assert max(sizes) > 5 * 5_120 and min(sizes) < 5_120  # the sizes span the increments
     assert stats.billed_bytes == _expected(sizes)
     assert stats.bytes_sent == sum(sizes)
