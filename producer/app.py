@@ -8,7 +8,7 @@ import random
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +20,7 @@ from producer import pipeline
 from producer.config import Ending, RunConfig, TargetKind
 from producer.console import LiveView, print_summary
 from producer.delivery.channel import StreamChannel
+from producer.delivery.packing import PackingChannel, unpackable
 from producer.delivery.retry import Decision, classify_request_error
 from producer.delivery.spool import Spool, check_spool_path
 from producer.errors import StreamUnusable, UsageError
@@ -51,17 +52,22 @@ def new_run_id() -> str:
 
 
 async def prepare_streams(
-    client: FirehoseClient, streams: Sequence[str], create: bool, where: str
+    client: FirehoseClient, streams: Sequence[str], create: bool, where: str, pack: Mapping[str, int]
 ) -> dict[str, cost.Features]:
-    """Create the streams (local target) or check they exist and can be described. Returns
-    each stream's separately priced features, read from its description."""
+    """Create the streams (local target) or check they exist and can be described, and that
+    the ones to pack deliver where packed records are split again. Returns each stream's
+    separately priced features, read from its description."""
     features: dict[str, cost.Features] = {}
     for name in streams:
         try:
             if create:
                 with contextlib.suppress(ApiError):  # already there: ResourceInUseException
                     await client.create(**pipeline.stream_request(name))
-            features[name] = cost.features_of(await client.describe(name))
+            description = await client.describe(name)
+            features[name] = cost.features_of(description)
+            refused = unpackable(name, description) if name in pack else None
+            if refused is not None:
+                raise UsageError(refused)
         except TransportError as exc:
             raise UsageError(
                 f"cannot reach the Firehose endpoint at {where} ({exc.code}); check --endpoint-url, "
@@ -176,12 +182,25 @@ async def _load(
             config.streams,
             create=target.kind is TargetKind.LOCAL,
             where=endpoint or f"AWS {target.region}",
+            pack=config.pack,
         )
         batch_client = await stack.enter_async_context(open_batch_client(client, config.sender, settings))
         generator = build_generator(config.profile.mix, config.seed, config.profile.generator_params)
         rng = random.Random(config.seed)
         channels = [
-            StreamChannel(
+            PackingChannel(
+                s.name,
+                batch_client,
+                config.retry,
+                spool,
+                s,
+                config.channel,
+                random.Random(rng.getrandbits(64)),
+                histograms=histograms[s.name],
+                target_bytes=config.pack[s.name],
+            )
+            if s.name in config.pack
+            else StreamChannel(
                 s.name,
                 batch_client,
                 config.retry,

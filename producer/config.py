@@ -70,6 +70,8 @@ class RunConfig:
     run_id: str | None = None
     # At the end of the duration (no signal): how long delivery may go on (--drain-timeout).
     drain_timeout_s: float = 150.0
+    # Streams whose events are packed several to a record (--pack), with the target record size.
+    pack: dict[str, int] = field(default_factory=dict)
     # The embedded local Firehose's streams and transform (run --template); None: built-in ones.
     local_stream_config: Path | None = None
     local_transform: Path | None = None

@@ -36,6 +36,8 @@ class StreamSummary:
     bytes_sent: int = 0
     # Accepted records, each rounded up to Firehose's 5 KB billing increment (telemetry/cost.py).
     billed_bytes: int = 0
+    # --pack: the events in the records sent (the books above count records); 0 when not packed.
+    packed_events: int = 0
     failures_by_code: dict[str, int] = field(default_factory=dict)
     dead_lettered_by_reason: dict[str, int] = field(default_factory=dict)
     target_rate: float = 0.0

@@ -44,6 +44,7 @@ from typing import Any, Literal
 import orjson
 
 from producer.delivery.channel import ChannelSettings, StreamChannel
+from producer.delivery.packing import PackingChannel
 from producer.delivery.retry import RetryPolicy
 from producer.delivery.spool import Spool, read_spool
 from producer.firehose.client import ClientSettings, open_batch_client, open_client
@@ -268,6 +269,7 @@ async def deliver_to_one_stream(
     read_timeout_s: float = 5.0,
     call_timeout_s: float = 5.0,
     record: Callable[[int], bytes] = lambda i: orjson.dumps({"event_id": f"e{i}"}),
+    pack_bytes: int = 0,
 ) -> tuple[StreamStats, list[str]]:
     """Offer ``events`` records (``record(i)``, by default ``{"event_id": "eN"}``) to one stream
     at ``url`` through the real client and channel, close with a generous drain, and check the
@@ -282,14 +284,22 @@ async def deliver_to_one_stream(
         read_timeout_s=read_timeout_s,
     )
     async with open_client(settings) as client, open_batch_client(client, sender, settings) as batch:
-        channel = StreamChannel(
-            STREAM,
-            batch,
-            policy,
-            spool,
-            stats,
-            ChannelSettings(linger_s=0.02, max_batch_records=batch_records, call_timeout_s=call_timeout_s),
-            random.Random(1),
+        channel_settings = ChannelSettings(
+            linger_s=0.02, max_batch_records=batch_records, call_timeout_s=call_timeout_s
+        )
+        channel = (
+            PackingChannel(
+                STREAM,
+                batch,
+                policy,
+                spool,
+                stats,
+                channel_settings,
+                random.Random(1),
+                target_bytes=pack_bytes,
+            )
+            if pack_bytes
+            else StreamChannel(STREAM, batch, policy, spool, stats, channel_settings, random.Random(1))
         )
         channel.start()
         for i in range(events):

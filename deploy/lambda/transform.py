@@ -3,10 +3,8 @@
 Contract (every record comes back, with recordId, result and base64 data):
 https://docs.aws.amazon.com/firehose/latest/dev/data-transformation-status-model.html
 
-deploy/pipeline.yaml embeds this file verbatim as the function's inline code (handler
-``index.lambda_handler``); tests/unit/test_pipeline_template.py fails if the two differ and
-``python deploy/sync_inline_code.py`` rewrites the template from this file. Standard library only,
-because inline code cannot bring dependencies.
+deploy/pipeline.yaml embeds this file as inline code (deploy/sync_inline_code.py writes it, a
+test checks it): standard library only.
 """
 
 from __future__ import annotations
@@ -43,7 +41,7 @@ class BadRecord(ValueError):
 
 
 def _now() -> str:
-    # Timezone-aware UTC in the events' own format (ms precision, Z): compact, and sortable as text.
+    # UTC in the events' own format (ms, Z): compact and sortable as text.
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -74,8 +72,7 @@ def _category(amount: float) -> str:
 
 
 def _reject_constant(name: str) -> float:
-    # json.loads accepts NaN, Infinity and -Infinity, which are not JSON: re-serialized they would
-    # come back Ok as invalid JSON that no reader downstream (OpenSearch, the Parquet SerDe) takes.
+    # NaN/Infinity parse but are not JSON: no reader downstream would take them back.
     raise BadRecord(f"{name} is not a JSON number")
 
 
@@ -101,28 +98,50 @@ def enrich(event: dict[str, Any], processed_at: str) -> dict[str, Any]:
     return out
 
 
+def _documents(raw: bytes) -> list[Any]:
+    """A record's JSON documents: one, or several (--pack: one a line; or ``}{``-joined)."""
+    text = raw.decode("utf-8")
+    decoder = json.JSONDecoder(parse_constant=_reject_constant)
+    docs: list[Any] = []
+    at = 0
+    while True:
+        while at < len(text) and text[at] in " \t\r\n":
+            at += 1
+        if at == len(text):
+            break
+        doc, at = decoder.raw_decode(text, at)
+        docs.append(doc)
+    if not docs:
+        raise BadRecord("empty record")
+    return docs
+
+
+def _enriched(event: Any, processed_at: str) -> bytes:
+    if not isinstance(event, dict):
+        raise BadRecord(f"JSON {type(event).__name__}, not an object")
+    # allow_nan=False: a float that overflowed to inf while parsing ("1e999") fails here.
+    text = json.dumps(enrich(event, processed_at), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    # A lone surrogate ("\ud800") parses into str but has no UTF-8 encoding.
+    return text.encode("utf-8") + b"\n"
+
+
 def transform_record(record: dict[str, Any], processed_at: str) -> dict[str, Any]:
-    """One response record. Output is compact JSON ending in a newline, so S3 objects are
-    newline-delimited JSON rather than ``}{``-joined."""
+    """One response record: each event as compact JSON and a newline (S3 objects are NDJSON).
+    A packed record comes back as one record, an event a line (one record out per record in;
+    format conversion makes a row of each document). A bad event fails its whole record, so no
+    event is dropped unseen."""
     record_id = record["recordId"]
     data = record.get("data", "")
     try:
         try:
-            event = json.loads(base64.b64decode(data, validate=True), parse_constant=_reject_constant)
-        except (binascii.Error, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError too
-            raise BadRecord(f"not base64 JSON: {exc}") from None
-        if not isinstance(event, dict):
-            raise BadRecord(f"JSON {type(event).__name__}, not an object")
-        # allow_nan=False: a float that overflowed to inf while parsing ("1e999") fails here.
-        line = json.dumps(
-            enrich(event, processed_at), separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        )
-        # A lone surrogate ("\ud800") parses into str but has no UTF-8 encoding.
-        encoded = base64.b64encode(line.encode("utf-8") + b"\n").decode("ascii")
+            raw = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise BadRecord(f"not base64: {exc}") from None
+        out = b"".join(_enriched(event, processed_at) for event in _documents(raw))
+        encoded = base64.b64encode(out).decode("ascii")
     except (BadRecord, ValueError, OverflowError, RecursionError, TypeError) as exc:
-        # One bad record must never fail the batch (Firehose would retry, then error-prefix all of
-        # them): ValueError covers UnicodeEncodeError and NaN; OverflowError a 400-digit integer
-        # amount (float() of it); RecursionError deeply nested JSON (parse or dump).
+        # One bad record must never fail the batch. ValueError: bad JSON or UTF-8, NaN;
+        # OverflowError: a 400-digit amount; RecursionError: deeply nested JSON.
         LOG.warning("record %s failed: %s: %s", record_id, type(exc).__name__, str(exc)[:200])
         # ProcessingFailed must still carry data: Firehose writes it to the error prefix.
         return {"recordId": record_id, "result": "ProcessingFailed", "data": data}
@@ -139,8 +158,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     response = {"records": [transform_record(r, processed_at) for r in event["records"]]}
     size = response_size(response)
     if size > MAX_RESPONSE_BYTES:
-        # Lambda would reject the payload anyway; fail loudly with the fix. Firehose retries, then
-        # writes the batch under the processing-failed error prefix (and the error queue sees it).
+        # Lambda would reject it anyway: fail loudly with the fix. Firehose retries, then writes
+        # the batch under the processing-failed prefix.
         raise RuntimeError(
             f"response of {size} bytes for {len(event['records'])} records exceeds the {MAX_RESPONSE_BYTES}"
             " byte Lambda limit: lower the stream's ProcessorBufferSizeMB"

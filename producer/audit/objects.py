@@ -49,7 +49,14 @@ def error_envelopes(data: bytes) -> Iterator[tuple[str, bytes]]:
         except (orjson.JSONDecodeError, AttributeError, binascii.Error, TypeError, ValueError):
             yield "unreadable-envelope", line
             continue
-        yield str(envelope.get("errorCode", "")), raw
+        # A packed record (--pack) holds several events, one a line: each is counted.
+        for event in events_of(raw):
+            yield str(envelope.get("errorCode", "")), event
+
+
+def events_of(record: bytes) -> list[bytes]:
+    """The events of one record as sent: one, or one a line for a packed record (--pack)."""
+    return [line for line in record.split(b"\n") if line.strip()] or [record]
 
 
 def tally(

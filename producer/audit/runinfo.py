@@ -13,7 +13,7 @@ from pathlib import Path
 
 import orjson
 
-from producer.audit import trace
+from producer.audit import objects, trace
 from producer.delivery.spool import read_spool
 from producer.errors import UsageError
 from producer.summary import RunSummary
@@ -29,6 +29,10 @@ class StreamSent:
     retried_records: int
     possible_duplicates: int
     dead_seqs: set[int] = field(default_factory=set)
+    # --pack: the events in the records sent (0 when not packed): accepted and dead_lettered
+    # count records then, and load_run turns them into events from the spool.
+    packed_events: int = 0
+    dead_events: int = 0
 
 
 @dataclass(slots=True)
@@ -95,6 +99,7 @@ def load_run(output_dir: Path, run_id: str) -> RunInfo:
                 throttled_records=int(s.get("throttled_records", 0)),
                 retried_records=int(s.get("retried_records", 0)),
                 possible_duplicates=int(s.get("possible_duplicates", 0)),
+                packed_events=int(s.get("packed_events", 0)),
             )
             for name, s in data["streams"].items()
         }
@@ -103,6 +108,12 @@ def load_run(output_dir: Path, run_id: str) -> RunInfo:
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise UsageError(f"{path}: not a run summary ({exc})") from None
     _read_dead_letters(info, output_dir)
+    for sent in info.streams.values():
+        if sent.packed_events:
+            # Packed: the books in records become books in events. Every packed event was
+            # either accepted in its record or spooled with it (the run's books balanced).
+            sent.dead_lettered = sent.dead_events
+            sent.accepted = sent.packed_events - sent.dead_events
     return info
 
 
@@ -117,9 +128,13 @@ def _read_dead_letters(info: RunInfo, output_dir: Path) -> None:
             if not path.is_file():
                 continue
             for entry in read_spool(path):
-                found = trace.from_record(entry.data)
                 sent = info.streams.get(entry.stream)
-                if found is not None and found.run_id == info.run_id and sent is not None:
-                    sent.dead_seqs.add(found.seq)
+                if sent is None:
+                    continue
+                for event in objects.events_of(entry.data):
+                    sent.dead_events += 1
+                    found = trace.from_record(event)
+                    if found is not None and found.run_id == info.run_id:
+                        sent.dead_seqs.add(found.seq)
     except ValueError as exc:
         raise UsageError(str(exc)) from None

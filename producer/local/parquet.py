@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -188,18 +189,48 @@ def coerce(value: Any, kind: Any) -> Any:
     raise ConversionError(f"no conversion to {kind}")
 
 
-def convert_record(record: bytes, schema: Any, case_insensitive: bool = True) -> dict[str, Any]:
-    """One JSON record as a row of ``schema``; keys not in the table are ignored, missing ones
-    become null (as the OpenX SerDe does)."""
+def documents(record: bytes) -> list[Any]:
+    """The JSON documents of one record: usually one; several when records were aggregated
+    (firehose-loadgen --pack writes one a line), which conversion allows: "you can convert the
+    format of your data even if you aggregate your records" (page above)."""
     try:
-        doc = orjson.loads(record)
+        return [orjson.loads(record)]
     except orjson.JSONDecodeError as exc:
-        raise ConversionError(f"record is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise ConversionError("record is not a JSON object")
-    if case_insensitive:
-        doc = _lower_keys(doc)
-    return {f.name: coerce(doc.get(f.name), f.type) for f in schema}
+        first_error = exc
+    try:
+        text = record.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConversionError(f"record is not valid JSON: {first_error}") from None
+    decoder = json.JSONDecoder()
+    docs: list[Any] = []
+    at = 0
+    while True:
+        while at < len(text) and text[at] in " \t\r\n":
+            at += 1
+        if at == len(text):
+            break
+        try:
+            doc, at = decoder.raw_decode(text, at)
+        except ValueError:
+            raise ConversionError(f"record is not valid JSON: {first_error}") from None
+        docs.append(doc)
+    if not docs:
+        raise ConversionError(f"record is not valid JSON: {first_error}")
+    return docs
+
+
+def convert_record(record: bytes, schema: Any, case_insensitive: bool = True) -> list[dict[str, Any]]:
+    """The rows of ``schema`` one record makes (one per JSON document in it); keys not in the
+    table are ignored, missing ones become null (as the OpenX SerDe does). Any document that
+    cannot be converted fails the whole record."""
+    rows = []
+    for doc in documents(record):
+        if not isinstance(doc, dict):
+            raise ConversionError("record is not a JSON object")
+        if case_insensitive:
+            doc = _lower_keys(doc)
+        rows.append({f.name: coerce(doc.get(f.name), f.type) for f in schema})
+    return rows
 
 
 @dataclass(slots=True)
@@ -226,7 +257,7 @@ def convert(records: Sequence[bytes], fmt: ParquetFormat) -> Converted:
             rows: list[dict[str, Any]] = []
             for record in records[start : start + ROW_GROUP_RECORDS]:
                 try:
-                    rows.append(convert_record(record, schema, fmt.case_insensitive))
+                    rows.extend(convert_record(record, schema, fmt.case_insensitive))
                 except ConversionError as exc:
                     failed.append((record, str(exc)))
             if not rows:

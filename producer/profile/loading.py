@@ -52,6 +52,7 @@ class Profile:
     record_format: RecordFormat = "json"
     malformed: MalformedSpec = dataclasses.field(default_factory=MalformedSpec)
     routes: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    pack: dict[str, int] = dataclasses.field(default_factory=dict)  # stream: target record bytes
 
     def resolved(self) -> dict[str, Any]:
         """Every setting, defaults filled in, as plain data (``profiles show``)."""
@@ -66,6 +67,7 @@ class Profile:
             "format": self.record_format,
             "malformed": {"share": self.malformed.share, "kinds": list(self.malformed.kinds)},
             "routes": {k: list(v) for k, v in self.routes.items()} or "every event to every stream",
+            "pack": self.pack or "no stream",
         }
 
 
@@ -148,6 +150,7 @@ def build_profile(spec: ProfileSpec, path: Path) -> Profile:
         record_format=spec.format,
         malformed=MalformedSpec(share=spec.malformed.share, kinds=tuple(spec.malformed.kinds)),
         routes={stream: tuple(sources) for stream, sources in spec.routes.items()},
+        pack=dict(spec.pack),
     )
 
 

@@ -206,3 +206,6 @@ class ProfileSpec(Strict):
     format: Literal["json", "csv"] = "json"
     malformed: MalformedSpecModel = MalformedSpecModel()
     routes: dict[str, list[GeneratorName]] = Field(default_factory=dict)
+    # Streams whose events are packed several to a record, with the target record size in bytes
+    # (--pack); a stream this run does not send to is ignored, as in routes.
+    pack: dict[str, Annotated[int, Field(gt=0, le=1_024_000)]] = Field(default_factory=dict)

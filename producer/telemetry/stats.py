@@ -35,6 +35,8 @@ class StreamStats:
     # What Firehose bills for the accepted records: each rounded up to 5 KB
     # (producer/telemetry/cost.py). Refused records are not billed, so retries add nothing.
     billed_bytes: int = 0
+    # Events carried by the records sent (--pack: several a record); 0 for a stream not packed.
+    packed_events: int = 0
     in_flight: int = 0
     held: int = 0  # records inside the channel: accumulating, queued, in flight or waiting to retry
     blocked_s: float = 0.0  # time generation waited on this stream (--on-full block)
@@ -75,6 +77,7 @@ class StreamStats:
             "requests": self.requests,
             "bytes_sent": self.bytes_sent,
             "billed_bytes": self.billed_bytes,
+            "packed_events": self.packed_events,
             "failures_by_code": dict(self.failures_by_code),
             "dead_lettered_by_reason": dict(self.dead_by_reason),
             "target_rate": self.target_rate,
