@@ -119,3 +119,19 @@ def test_packing_that_cannot_work_is_refused_in_one_line(tmp_path: Path, args: l
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], result.stderr
     assert not (tmp_path / "runs").exists()  # refused before the first event
+
+
+def test_a_profile_packs_its_streams_and_csv_cannot_be_packed(tmp_path: Path) -> None:
+    profile = tmp_path / "p.yaml"
+    profile.write_text(f"mix: {{web: 1}}\nformat: csv\npack: {{{pipeline.S3_STREAM}: 3000}}\n")
+    result = run_cli("run", "--profile", str(profile), "--duration", "1s", "--output-dir", str(tmp_path))
+    assert result.returncode == 2 and "--pack needs JSON events" in result.stderr
+    profile.write_text(f"mix: {{web: 1}}\npack: {{{pipeline.S3_STREAM}: 3000}}\n")
+    result = run_cli(
+        "run", "--profile", str(profile), "--rate", "200", "--duration", "2s", "--no-metrics",
+        "--quiet", "--output-dir", str(tmp_path / "out"), "--summary-json", str(tmp_path / "s.json"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    streams = orjson.loads((tmp_path / "s.json").read_bytes())["streams"]
+    assert streams[pipeline.S3_STREAM]["packed_events"] == 400 > streams[pipeline.S3_STREAM]["sent"]
+    assert streams[pipeline.OPENSEARCH_STREAM]["packed_events"] == 0
