@@ -21,7 +21,7 @@ from producer.config import Ending, RunConfig, TargetKind
 from producer.console import LiveView, print_summary
 from producer.delivery.channel import StreamChannel
 from producer.delivery.packing import PackingChannel, unpackable
-from producer.delivery.retry import Decision, classify_request_error
+from producer.delivery.retry import Reason, RetryAction, call_failed
 from producer.delivery.spool import Spool, check_spool_path
 from producer.errors import StreamUnusable, UsageError
 from producer.events.registry import build_generator
@@ -79,7 +79,7 @@ async def prepare_streams(
                     f"delivery stream {name!r} does not exist at {where}; create it "
                     "(see the README's Deploy section) or name existing ones with --stream"
                 ) from None
-            if classify_request_error(exc.code, exc.http_status) is Decision.GIVE_UP:
+            if call_failed(exc.code, exc.http_status, 0) is not RetryAction.RETRY:
                 raise StreamUnusable(
                     f"delivery stream {name!r} cannot be used: {exc.code}: {exc.message}"
                 ) from None
@@ -283,13 +283,13 @@ async def close(channels: Sequence[StreamChannel], ending: Ending, signals: Sign
     held is accepted or has used its attempts and time-to-live, for --drain-timeout at most. A
     signal (before or during the drain) gives the rest --shutdown-grace; a second one aborts."""
     if signals.stop.is_set():
-        wait_s, reason, message = ending.shutdown_grace_s, "ShutdownDeadline", GRACE_OVER
+        wait_s, reason, message = ending.shutdown_grace_s, Reason.SHUTDOWN_DEADLINE, GRACE_OVER
     else:
-        wait_s, reason, message = ending.drain_timeout_s, "DrainTimeout", DRAIN_OVER
+        wait_s, reason, message = ending.drain_timeout_s, Reason.DRAIN_TIMEOUT, DRAIN_OVER
     closing = asyncio.ensure_future(asyncio.gather(*(c.close(wait_s, reason, message) for c in channels)))
-    if reason == "DrainTimeout" and not await first_done(closing, signals.stop):
+    if reason is Reason.DRAIN_TIMEOUT and not await first_done(closing, signals.stop):
         for c in channels:
-            c.cut_short(ending.shutdown_grace_s, "ShutdownDeadline", GRACE_OVER)
+            c.cut_short(ending.shutdown_grace_s, Reason.SHUTDOWN_DEADLINE, GRACE_OVER)
     if not await first_done(closing, signals.abort):
         await asyncio.gather(*(c.abort() for c in channels))
     await closing

@@ -45,7 +45,7 @@ import orjson
 
 from producer.delivery.channel import ChannelSettings, StreamChannel
 from producer.delivery.packing import PackingChannel
-from producer.delivery.retry import RetryPolicy
+from producer.delivery.retry import Reason, RetryPolicy
 from producer.delivery.spool import Spool, read_spool
 from producer.firehose.client import ClientSettings, open_batch_client, open_client
 from producer.telemetry.stats import StreamStats
@@ -306,7 +306,7 @@ async def deliver_to_one_stream(
             wait = channel.offer(record(i))
             if wait is not None:
                 await wait
-        await channel.close(60.0, "DrainTimeout", "drain over")
+        await channel.close(60.0, Reason.DRAIN_TIMEOUT, "drain over")
     spool.close()
     reasons = [e.reason for e in read_spool(spool.path)] if spool.path.exists() else []
     assert stats.sent == stats.accepted + stats.dead_lettered and stats.lost == 0, stats.summary()

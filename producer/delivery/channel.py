@@ -25,11 +25,12 @@ from typing import Any, Literal, Protocol
 from producer.delivery.batching import Accumulator, Batch, single
 from producer.delivery.ratecontrol import AdaptiveRate, RateControlSettings
 from producer.delivery.retry import (
-    FATAL_REQUEST_CODES,
     THROTTLING_CODES,
-    Decision,
+    Reason,
+    RetryAction,
     RetryPolicy,
-    classify_request_error,
+    call_failed,
+    read_answer,
 )
 from producer.delivery.spool import Spool, SpoolError
 from producer.firehose import limits
@@ -127,7 +128,7 @@ class StreamChannel:
         self._closing = False
         # The end of close(): when it comes, why, and whether new calls may still start.
         self._ended = asyncio.Event()
-        self._end_reason = ("ShutdownDeadline", "shutdown grace period ended before delivery")
+        self._end_reason = (Reason.SHUTDOWN_DEADLINE, "shutdown grace period ended before delivery")
         self._end_at = math.inf
         self._end_timers: list[asyncio.TimerHandle] = []
         self._no_new_calls = False
@@ -193,11 +194,11 @@ class StreamChannel:
             self._exact_billing = True
         if size > limits.MAX_RECORD_BYTES:
             message = f"record is {size} bytes; Firehose takes at most {limits.MAX_RECORD_BYTES}"
-            self._give_up(single(item, size, self._clock()), "RecordTooLarge", "", message, held=False)
+            self._give_up(single(item, size, self._clock()), Reason.RECORD_TOO_LARGE, "", message, held=False)
             return
         if stats.held >= self._max_held and self._drop_when_full:
             message = "stream could not keep up (--on-full drop)"
-            self._give_up(single(item, size, self._clock()), "Dropped", "", message, held=False)
+            self._give_up(single(item, size, self._clock()), Reason.DROPPED, "", message, held=False)
             return
         stats.held += 1
         full = self._acc.add(item, size)
@@ -239,7 +240,7 @@ class StreamChannel:
             self._linger.cancel()
             self._linger = None
         if self.stats.stopped_reason:
-            self._give_up(batch, "StreamStopped", "", self.stats.stopped_reason)
+            self._give_up(batch, Reason.STREAM_STOPPED, "", self.stats.stopped_reason)
             return
         self._new.append(batch)
         self._work.set()
@@ -255,12 +256,14 @@ class StreamChannel:
         # stream (which spools what it holds and frees every waiter).
         if not task.cancelled() and task.exception() is not None:
             exc = task.exception()
-            self._stop_stream(f"internal error in the sender: {type(exc).__name__}: {exc}", "ProducerError")
+            self._stop_stream(
+                f"internal error in the sender: {type(exc).__name__}: {exc}", Reason.PRODUCER_ERROR
+            )
 
     async def close(
         self,
         wait_s: float,
-        reason: str = "ShutdownDeadline",
+        reason: Reason = Reason.SHUTDOWN_DEADLINE,
         message: str = "shutdown grace period ended before delivery",
     ) -> None:
         """Flush the open batch, then keep sending and retrying until every record held is
@@ -291,19 +294,19 @@ class StreamChannel:
             for timer in self._end_timers:
                 timer.cancel()
         if self._aborted.is_set():
-            await self._stop_sending("Aborted", "run aborted before delivery")
+            await self._stop_sending(Reason.ABORTED, "run aborted before delivery")
         else:
             await self._stop_sending(*self._end_reason)
         self._closed.set()
 
-    def cut_short(self, wait_s: float, reason: str, message: str) -> None:
+    def cut_short(self, wait_s: float, reason: Reason, message: str) -> None:
         """End ``close()`` within ``wait_s`` from now if that is sooner than planned."""
         if not self._closing or self._closed.is_set():
             return
         if asyncio.get_running_loop().time() + wait_s < self._end_at:
             self._set_end(wait_s, reason, message)
 
-    def _set_end(self, wait_s: float, reason: str, message: str) -> None:
+    def _set_end(self, wait_s: float, reason: Reason, message: str) -> None:
         loop = asyncio.get_running_loop()
         for timer in self._end_timers:
             timer.cancel()
@@ -331,7 +334,7 @@ class StreamChannel:
         self._aborted.set()
         await self.close(0.0)
 
-    async def _stop_sending(self, reason: str, message: str) -> None:
+    async def _stop_sending(self, reason: Reason, message: str) -> None:
         if self._dispatcher is not None:
             self._dispatcher.cancel()
             await asyncio.gather(self._dispatcher, return_exceptions=True)
@@ -344,10 +347,10 @@ class StreamChannel:
         self._in_request.clear()
         for batch in unknown:
             self.stats.possible_duplicates += batch.mark_unsure()
-            self._give_up(batch, "OutcomeUnknown", "", f"call unanswered when cut off ({message})")
+            self._give_up(batch, Reason.OUTCOME_UNKNOWN, "", f"call unanswered when cut off ({message})")
         self._spool_everything(reason, message)
 
-    def _spool_everything(self, reason: str, message: str) -> None:
+    def _spool_everything(self, reason: Reason, message: str) -> None:
         """Give up every record the channel holds, wherever it is."""
         batches = list(self._in_request.values())
         self._in_request.clear()
@@ -375,14 +378,14 @@ class StreamChannel:
             self.stats.stopped_reason = reason
         for batch, handle in list(self._backoff.values()):
             handle.cancel()
-            self._give_up(batch, "StreamStopped", code, reason)
+            self._give_up(batch, Reason.STREAM_STOPPED, code, reason)
         self._backoff.clear()
         for queue in (self._retries, self._new):
             while queue:
-                self._give_up(queue.popleft(), "StreamStopped", code, reason)
+                self._give_up(queue.popleft(), Reason.STREAM_STOPPED, code, reason)
         open_batch = self._acc.drain()
         if open_batch is not None:
-            self._give_up(open_batch, "StreamStopped", code, reason)
+            self._give_up(open_batch, Reason.STREAM_STOPPED, code, reason)
 
     # -- dispatching ---------------------------------------------------------------------------
 
@@ -427,7 +430,7 @@ class StreamChannel:
             raise
         except Exception as exc:  # a bug must not lose records: spool them with the reason
             self._in_request.pop(key, None)
-            self._give_up(batch, "ProducerError", type(exc).__name__, str(exc))
+            self._give_up(batch, Reason.PRODUCER_ERROR, type(exc).__name__, str(exc))
         finally:
             self._slots.release()
 
@@ -499,7 +502,7 @@ class StreamChannel:
             return
         batch = entry[0]
         if self.stats.stopped_reason:
-            self._give_up(batch, "StreamStopped", "", self.stats.stopped_reason)
+            self._give_up(batch, Reason.STREAM_STOPPED, "", self.stats.stopped_reason)
             return
         if self._no_new_calls:
             self._give_up_at_end(batch)
@@ -529,64 +532,50 @@ class StreamChannel:
     # -- answers -------------------------------------------------------------------------------
 
     def _request_failed(self, batch: Batch, code: str, status: int, message: str) -> None:
-        """Whole-call failure: every record is owed again, unless the stream is given up."""
+        """Whole-call failure: every record is owed again, unless the call or stream is given up."""
         stats = self.stats
         batch.mark_failed(code, message)
         stats.failed_requests += 1
         stats.failures_by_code[code] += 1
-        if classify_request_error(code, status) is Decision.GIVE_UP:
-            if code in FATAL_REQUEST_CODES:
+        match call_failed(code, status, len(batch)):
+            case RetryAction.STOP_STREAM:
                 # The stream itself cannot be used (missing, access denied...): stop it.
-                self._give_up(batch, "NonRetryable", code, message)
+                self._give_up(batch, Reason.NON_RETRYABLE, code, message)
                 self._stop_stream(f"{code}: {message}", code)
-            elif status == 413 and len(batch) > 1:
+            case RetryAction.SPLIT:
                 # Something between us and Firehose takes smaller bodies than the API does:
                 # the halves go first, each with the attempts the whole had.
                 self._split(batch)
-            else:
+            case RetryAction.DONT_RETRY:
                 # An error about this call (an unknown 4xx, a lone record too large for the
                 # path): its records are given up, the stream goes on.
-                self._give_up(batch, "NonRetryable", code, message)
-            return
-        throttled = len(batch.data) if code in THROTTLING_CODES else 0
-        stats.throttled_records += throttled
-        self.rate.on_result(accepted=0, throttled=throttled)
+                self._give_up(batch, Reason.NON_RETRYABLE, code, message)
+            case _:
+                throttled = len(batch.data) if code in THROTTLING_CODES else 0
+                stats.throttled_records += throttled
+                self.rate.on_result(accepted=0, throttled=throttled)
 
     def _read_response(self, batch: Batch, response: dict[str, Any]) -> None:
         stats = self.stats
         count = len(batch.data)
-        entries = response.get("RequestResponses")
-        if not isinstance(entries, list) or len(entries) != count:
+        answer = read_answer(response.get("RequestResponses"), count)
+        if answer.action is RetryAction.RETRY:
             # Cannot tell which records failed: a failed call; resend all, and say they may be
             # duplicates.
-            got = len(entries) if isinstance(entries, list) else 0
             stats.failed_requests += 1
             stats.failures_by_code["MalformedResponse"] += 1
             stats.possible_duplicates += batch.mark_unsure()
-            batch.mark_failed("MalformedResponse", f"{got} RequestResponses for {count} records")
+            batch.mark_failed("MalformedResponse", answer.problem)
             self.rate.on_result(accepted=0, throttled=0)
             return
-        # Each entry is read even when FailedPutCount says 0: an entry with an ErrorCode was not
-        # accepted, whatever the count says.
-        indexes: list[int] = []
-        codes: list[str] = []
-        messages: list[str] = []
-        throttled = 0
-        for index, entry in enumerate(entries):
-            code = entry.get("ErrorCode") if isinstance(entry, dict) else "MalformedResponse"
-            if code:
-                indexes.append(index)
-                codes.append(code)
-                messages.append(str(entry.get("ErrorMessage", "")))
-                stats.failures_by_code[code] += 1
-                if code in THROTTLING_CODES:
-                    throttled += 1
-        stats.throttled_records += throttled
+        stats.failures_by_code.update(answer.codes)
+        stats.throttled_records += answer.throttled
         size = batch.size
-        stats.billed_bytes += self._billed(batch.data, indexes)
-        batch.keep(indexes, codes, messages, self.wire.size)
-        self._accepted(batch, count - len(indexes), size - batch.size)
-        self.rate.on_result(accepted=count - len(indexes), throttled=throttled)
+        stats.billed_bytes += self._billed(batch.data, answer.failed)
+        batch.keep(answer.failed, answer.codes, answer.messages, self.wire.size)
+        accepted = count - len(answer.failed)
+        self._accepted(batch, accepted, size - batch.size)
+        self.rate.on_result(accepted=accepted, throttled=answer.throttled)
 
     def _billed(self, data: list[bytes], failed: list[int]) -> int:
         """Bytes Firehose bills for the records of ``data`` not at the ``failed`` indexes (the
@@ -619,7 +608,7 @@ class StreamChannel:
         if not batch.data:
             return
         if self.stats.stopped_reason:
-            self._give_up(batch, "StreamStopped", "", self.stats.stopped_reason)
+            self._give_up(batch, Reason.STREAM_STOPPED, "", self.stats.stopped_reason)
             return
         # The batch's age is its oldest record's: a record is never kept past its time to live,
         # at worst given up one linger period early.
@@ -629,7 +618,7 @@ class StreamChannel:
             batch.messages = [prefix + m for m in batch.messages]
             self._give_up(batch, reason, "", "")
 
-    def _give_up(self, batch: Batch, reason: str, code: str, message: str, held: bool = True) -> None:
+    def _give_up(self, batch: Batch, reason: Reason, code: str, message: str, held: bool = True) -> None:
         """Spool the records of ``batch`` and empty it; ``held`` says whether they were counted
         inside the channel."""
         count = len(batch.data)
@@ -643,7 +632,7 @@ class StreamChannel:
             self.stats.lost += count
         else:
             self.stats.dead_lettered += count
-            self.stats.dead_by_reason[reason] += count
+            self.stats.dead_by_reason[reason.value] += count
         batch.clear()
         if held:
             self._release(count)

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Mapping
 from typing import Any
 
 from producer.delivery.channel import StreamChannel
+from producer.delivery.retry import Reason
 from producer.firehose import limits
 
 # "5 KB" on the pricing page is not defined in bytes (5,000 or 5,120); 5,000 bills one
@@ -117,7 +118,7 @@ class PackingChannel(StreamChannel):
     async def close(
         self,
         wait_s: float,
-        reason: str = "ShutdownDeadline",
+        reason: Reason = Reason.SHUTDOWN_DEADLINE,
         message: str = "shutdown grace period ended before delivery",
     ) -> None:
         if self._pack_timer is not None:

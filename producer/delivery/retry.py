@@ -7,8 +7,8 @@ Backoff with full jitter: https://docs.aws.amazon.com/prescriptive-guidance/late
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
-from enum import Enum
+from dataclasses import dataclass, field
+from enum import Enum, StrEnum
 
 # Per-record ErrorCodes in RequestResponses. Both mean "try this record again"; a code not listed
 # here (the API may add some) is retried too: giving up on an unknown code would lose data.
@@ -36,6 +36,77 @@ FATAL_REQUEST_CODES = frozenset(
         "NoCredentialsError",
     }
 )
+
+
+class Reason(StrEnum):
+    """Why records were given up: the dead-letter spool's ``reason``, the summary's
+    ``dead_lettered_by_reason`` and the ``reason`` label of loadgen_dead_lettered_records_total."""
+
+    RETRIES_EXHAUSTED = "RetriesExhausted"  # used --max-attempts
+    RECORD_EXPIRED = "RecordExpired"  # older than --record-ttl
+    RECORD_TOO_LARGE = "RecordTooLarge"  # over the API's record limit
+    DROPPED = "Dropped"  # the stream was full under --on-full drop
+    NON_RETRYABLE = "NonRetryable"  # an error no retry can fix
+    STREAM_STOPPED = "StreamStopped"  # the stream could not be used any more
+    DRAIN_TIMEOUT = "DrainTimeout"  # --drain-timeout ended first
+    SHUTDOWN_DEADLINE = "ShutdownDeadline"  # --shutdown-grace ended first (a signal)
+    OUTCOME_UNKNOWN = "OutcomeUnknown"  # a call cut off unanswered: it may have been accepted
+    ABORTED = "Aborted"  # a second Ctrl-C
+    PRODUCER_ERROR = "ProducerError"  # a bug of ours, reported rather than lost
+
+
+class RetryAction(Enum):
+    """What one PutRecordBatch call's outcome asks of the channel (Vector's RetryAction)."""
+
+    SUCCESSFUL = "successful"  # every record accepted
+    RETRY_PARTIAL = "retry_partial"  # answered; the records with an ErrorCode go again
+    RETRY = "retry"  # the call failed as a whole (5xx, throttling, an unreadable answer): all again
+    SPLIT = "split"  # 413: something on the path takes smaller bodies; resend as halves
+    DONT_RETRY = "dont_retry"  # an error about this call: its records are given up
+    STOP_STREAM = "stop_stream"  # the stream cannot be used: give up and stop it
+
+
+def call_failed(code: str, http_status: int, records: int) -> RetryAction:
+    """The action for a call that failed as a whole with ``code`` (``records`` in it)."""
+    if code in FATAL_REQUEST_CODES:
+        return RetryAction.STOP_STREAM
+    if classify_request_error(code, http_status) is Decision.RETRY:
+        return RetryAction.RETRY
+    if http_status == 413 and records > 1:
+        return RetryAction.SPLIT
+    return RetryAction.DONT_RETRY
+
+
+@dataclass(slots=True)
+class Answer:
+    """A call's answer read record by record: ``failed`` indexes with their codes/messages."""
+
+    action: RetryAction
+    failed: list[int] = field(default_factory=list)
+    codes: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+    throttled: int = 0  # failed with a throttling code
+    problem: str = ""  # why the answer could not be read (action RETRY)
+
+
+def read_answer(entries: object, records: int) -> Answer:
+    """Which records of a call Firehose accepted. Each entry is read even when FailedPutCount
+    says 0: an entry with an ErrorCode was not accepted, whatever the count says. A list of the
+    wrong length cannot say which records failed: the whole call is retried."""
+    if not isinstance(entries, list) or len(entries) != records:
+        got = len(entries) if isinstance(entries, list) else 0
+        return Answer(RetryAction.RETRY, problem=f"{got} RequestResponses for {records} records")
+    answer = Answer(RetryAction.SUCCESSFUL)
+    for index, entry in enumerate(entries):
+        code = entry.get("ErrorCode") if isinstance(entry, dict) else "MalformedResponse"
+        if code:
+            answer.failed.append(index)
+            answer.codes.append(code)
+            answer.messages.append(str(entry.get("ErrorMessage", "")) if isinstance(entry, dict) else "")
+            answer.throttled += code in THROTTLING_CODES
+    if answer.failed:
+        answer.action = RetryAction.RETRY_PARTIAL
+    return answer
 
 
 class Decision(Enum):
@@ -94,10 +165,10 @@ class RetryPolicy:
         cap = min(self.cap_s, self.answered_cap_s) if answered else self.cap_s
         return rng.uniform(0.0, min(cap, self.base_s * 2 ** (attempt - 1)))
 
-    def exhausted(self, attempts: int, age_s: float) -> str | None:
+    def exhausted(self, attempts: int, age_s: float) -> Reason | None:
         """Why a record must not be tried again, or None if it may."""
         if attempts >= self.max_attempts:
-            return "RetriesExhausted"
+            return Reason.RETRIES_EXHAUSTED
         if age_s >= self.record_ttl_s:
-            return "RecordExpired"
+            return Reason.RECORD_EXPIRED
         return None

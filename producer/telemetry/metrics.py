@@ -29,6 +29,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from producer import __version__
+from producer.delivery.retry import Reason
 from producer.errors import UsageError
 from producer.telemetry.histogram import Histogram, StreamHistograms
 from producer.telemetry.stats import StreamStats
@@ -37,19 +38,7 @@ DEFAULT_METRICS_PORT = 9450
 # Label values are bounded: outcomes and reasons are fixed lists; unknown error codes fold
 # into "other" so a misbehaving endpoint cannot blow up the series count.
 OUTCOMES = ("sent", "accepted", "failed_attempt", "retried", "dead_lettered", "dropped", "lost")
-DEAD_LETTER_REASONS = (
-    "RecordTooLarge",
-    "RetriesExhausted",
-    "RecordExpired",
-    "StreamStopped",
-    "Dropped",
-    "ShutdownDeadline",
-    "DrainTimeout",
-    "OutcomeUnknown",
-    "Aborted",
-    "NonRetryable",
-    "ProducerError",
-)
+DEAD_LETTER_REASONS = tuple(r.value for r in Reason)  # every reason a record can be given up for
 ERROR_CODES = (
     "ServiceUnavailableException",
     "InternalFailure",
@@ -100,7 +89,7 @@ def _outcomes(s: StreamStats) -> dict[str, int]:
         "failed_attempt": s.failed_record_attempts,
         "retried": s.retried_records,
         "dead_lettered": s.dead_lettered,
-        "dropped": s.dead_by_reason.get("Dropped", 0),
+        "dropped": s.dead_by_reason.get(Reason.DROPPED.value, 0),
         "lost": s.lost,
     }
 

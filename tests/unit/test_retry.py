@@ -6,7 +6,15 @@ import random
 
 import pytest
 
-from producer.delivery.retry import Decision, RetryPolicy, classify_request_error
+from producer.delivery.retry import (
+    Decision,
+    Reason,
+    RetryAction,
+    RetryPolicy,
+    call_failed,
+    classify_request_error,
+    read_answer,
+)
 
 
 @pytest.mark.parametrize("attempt", [1, 2, 3, 5, 8, 20])
@@ -98,3 +106,38 @@ def test_records_failed_in_an_answered_call_wait_at_most_the_answered_cap() -> N
     answered = [policy.delay_s(8, rng, answered=True) for _ in range(1_000)]
     whole_call = [policy.delay_s(8, rng) for _ in range(1_000)]
     assert max(answered) <= 1.0 < max(whole_call) <= 10.0
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "records", "action"),
+    [
+        ("ServiceUnavailableException", 503, 10, RetryAction.RETRY),
+        ("InternalFailure", 500, 10, RetryAction.RETRY),
+        ("ResourceNotFoundException", 400, 10, RetryAction.STOP_STREAM),
+        ("ExpiredTokenException", 400, 10, RetryAction.STOP_STREAM),
+        ("RequestEntityTooLarge", 413, 10, RetryAction.SPLIT),
+        ("RequestEntityTooLarge", 413, 1, RetryAction.DONT_RETRY),  # one record cannot be halved
+        ("SomethingNew", 418, 10, RetryAction.DONT_RETRY),
+    ],
+)
+def test_a_failed_call_gets_one_action(code: str, status: int, records: int, action: RetryAction) -> None:
+    assert call_failed(code, status, records) is action
+
+
+def test_an_answer_is_read_record_by_record_whatever_failed_put_count_says() -> None:
+    ok = {"RecordId": "r"}
+    slow = {"ErrorCode": "ServiceUnavailableException", "ErrorMessage": "Slow down."}
+    assert read_answer([ok, ok], 2).action is RetryAction.SUCCESSFUL
+    partial = read_answer([ok, slow, {"ErrorCode": "InternalFailure"}, "junk"], 4)
+    assert partial.action is RetryAction.RETRY_PARTIAL
+    assert partial.failed == [1, 2, 3] and partial.throttled == 1
+    assert partial.codes == ["ServiceUnavailableException", "InternalFailure", "MalformedResponse"]
+    assert partial.messages[0] == "Slow down."
+    for entries in ([ok], [ok, ok, ok], None, {"x": 1}):  # which records failed is unknowable
+        wrong = read_answer(entries, 2)
+        assert wrong.action is RetryAction.RETRY and "RequestResponses for 2 records" in wrong.problem
+
+
+def test_reasons_are_the_spool_s_words() -> None:
+    assert RetryPolicy(max_attempts=1).exhausted(1, 0.0) is Reason.RETRIES_EXHAUSTED
+    assert {r.value for r in Reason} >= {"RetriesExhausted", "DrainTimeout", "OutcomeUnknown", "Dropped"}
