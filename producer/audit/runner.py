@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from producer.audit import aws
 from producer.audit.findings import StreamFindings
 from producer.audit.hints import BufferHints
 from producer.audit.local_source import DELIVERY_LOG, read_local
@@ -15,6 +14,7 @@ from producer.audit.opensearch_source import READ_METHOD, read_opensearch
 from producer.audit.reconcile import StreamAudit, reconcile
 from producer.audit.runinfo import RunInfo, load_run
 from producer.audit.s3_source import read_s3
+from producer.aws import clients as aws
 from producer.aws.sigv4 import default_signer
 from producer.errors import UsageError
 

@@ -14,10 +14,9 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from producer.audit import aws, objects, trace
+from producer.audit import objects, trace
 from producer.audit.findings import ObjectStat, StreamFindings
+from producer.aws import clients as aws
 from producer.local.keys import ERROR_OUTPUT_TYPES
 
 _NAME = re.compile(r"^(?P<stream>[a-zA-Z0-9_.-]{1,64})-\d+-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-")
@@ -58,7 +57,7 @@ async def read_s3(
                 _add(found[stream], item, data, run_id)
 
             await asyncio.gather(*(one(item) for item in keys))
-    except (ClientError, BotoCoreError, OSError) as exc:
+    except aws.SDK_ERRORS as exc:
         raise aws.explain(exc, f"reading s3://{bucket}/{prefix}") from None
     return found
 

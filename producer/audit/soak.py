@@ -23,11 +23,12 @@ from typing import Any
 import orjson
 
 from producer import pipeline
-from producer.audit import aws, cloudwatch
+from producer.audit import cloudwatch
 from producer.audit.describe import describe_hints
 from producer.audit.hints import BufferHints
 from producer.audit.local_endpoint import BackgroundLocalFirehose
 from producer.audit.runner import AuditReport, AuditRequest, is_opensearch, run_audit
+from producer.aws import clients as aws
 from producer.errors import EXIT_STREAM_UNUSABLE, StreamUnusable, UsageError
 from producer.firehose.client import ClientSettings
 from producer.local.server import LocalOptions

@@ -12,11 +12,11 @@ import typer
 from producer import pipeline
 from producer.audit import hints as buffer_hints
 from producer.audit import output, report_text
-from producer.audit.aws import AwsSettings
 from producer.audit.describe import local_run_hints
 from producer.audit.runinfo import load_run
 from producer.audit.runner import AuditReport, AuditRequest, run_audit
 from producer.audit.soak import LoadOptions, SoakPlan, soak_aws, soak_local
+from producer.aws.clients import AwsSettings
 from producer.durations import parse_duration
 from producer.errors import EXIT_DEAD_LETTERED, EXIT_OK, UsageError
 

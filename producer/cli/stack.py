@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
-from botocore.exceptions import BotoCoreError, ClientError
-from botocore.parsers import ResponseParserError
 
+from producer.aws.clients import SDK_ERRORS
 from producer.aws.cloudformation import (
     DEFAULT_STACK,
     DEFAULT_TEMPLATE,
@@ -70,7 +69,7 @@ def _with_stacks(settings: StackSettings, action: Callable[[StackClient], Awaita
 
     try:
         return asyncio.run(go())
-    except (BotoCoreError, ClientError, ResponseParserError, OSError) as exc:
+    except SDK_ERRORS as exc:
         # A call outside StackClient's own translation (event polling, pagination): still one line.
         raise StackFailed(f"{type(exc).__name__}: {exc}".splitlines()[0]) from None
 

@@ -134,6 +134,16 @@ def test_only_firehose_speaks_firehose() -> None:
     assert mentions == []
 
 
+def test_only_firehose_and_aws_import_the_aws_sdk() -> None:
+    # Every other folder reaches AWS through firehose/ (Firehose) or aws/ (CloudFormation, S3,
+    # CloudWatch, SigV4); bench/reference.py is the stock-client producer the benchmark compares
+    # against, so it uses aiobotocore as a hand-written producer would.
+    sdk = ("botocore", "aiobotocore", "boto3")
+    offenders = _offenders("producer.firehose", sdk)
+    allowed = ("producer/aws/", "producer/bench/reference.py")
+    assert [o for o in offenders if not o.startswith(allowed)] == []
+
+
 def test_only_telemetry_imports_prometheus_client() -> None:
     assert _offenders("producer.telemetry", ("prometheus_client",)) == []
 

@@ -21,9 +21,9 @@ from botocore.stub import ANY, Stubber
 from moto.server import ThreadedMotoServer
 
 from producer.audit import cloudwatch, objects
-from producer.audit.aws import AwsSettings
 from producer.audit.opensearch_source import read_opensearch
 from producer.audit.s3_source import read_s3, stream_of
+from producer.aws.clients import AwsSettings
 from producer.errors import UsageError
 
 RUN = "20260101T000000Z-abcdef"

@@ -1,8 +1,9 @@
-"""aiobotocore clients for the audit's AWS reads (S3 objects, CloudWatch metrics).
+"""aiobotocore clients for AWS services other than Firehose (the audit's S3 and CloudWatch reads),
+and the SDK's errors turned into one line for the user.
 
-firehose.py stays the only module that talks to Firehose; reads of other services live here so
-the audit never needs the producer's send path. SDK retries are left at their default: these
-are idempotent reads, unlike PutRecordBatch.
+producer/firehose/ stays the only code that talks to Firehose; aws/ holds the other AWS clients,
+so no other folder imports the SDK. SDK retries are left at their default: these are idempotent
+reads, unlike PutRecordBatch.
 """
 
 from __future__ import annotations
@@ -14,8 +15,12 @@ from typing import Any
 
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 from producer.errors import UsageError
+
+# What an AWS call through the SDK can raise besides our own errors: catch these, then explain().
+SDK_ERRORS: tuple[type[Exception], ...] = (BotoCoreError, ClientError, ResponseParserError, OSError)
 
 
 @dataclass(frozen=True, slots=True)
