@@ -357,9 +357,9 @@ def run(
         metrics_port = DEFAULT_METRICS_PORT
     if not 0 <= metrics_port <= 65535:
         raise UsageError(f"--metrics-port must be 0..65535, got {metrics_port}")
-    from producer.workers import supervisor
+    from producer.workers import plan as worker_plan
 
-    worker_count = supervisor.parse_workers(workers, shard)
+    worker_count = worker_plan.parse_workers(workers, shard)
     run_target = _target(target, endpoint_url, region)
     run_streams = _streams(stream, stack, run_target)
     local_config, local_transform, template_streams = _template(template, param or [], run_target, output_dir)
@@ -395,7 +395,7 @@ def run(
         sender=sender.value,
         trace_fields=not no_trace_fields,
         shard=shard,
-        run_id=supervisor.check_run_id(run_id),
+        run_id=worker_plan.check_run_id(run_id),
         pack=_pack(loaded, pack, pack_bytes, run_streams),
         local_stream_config=local_config,
         local_transform=local_transform,
@@ -404,8 +404,10 @@ def run(
     from producer.runtime import run_async
 
     if worker_count > 1:  # the parent supervises; the workers generate (producer/workers/supervisor.py)
-        plan = supervisor.WorkerPlan(config, worker_count, supervisor.option_args(given))
-        raise typer.Exit(run_async(supervisor.run_workers(plan)).exit_code)
+        plan = worker_plan.WorkerPlan(config, worker_count, worker_plan.option_args(given))
+        from producer.workers.supervisor import run_workers
+
+        raise typer.Exit(run_async(run_workers(plan)).exit_code)
     result = run_async(run_load(config))
     raise typer.Exit(result.exit_code)
 

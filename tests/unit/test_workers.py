@@ -23,18 +23,8 @@ from producer.telemetry.aggregate import build_aggregate_registry, parse_scrape,
 from producer.telemetry.histogram import StreamHistograms
 from producer.telemetry.metrics import RunTelemetry, build_registry
 from producer.telemetry.stats import StreamStats
-from producer.workers.supervisor import (
-    Worker,
-    WorkerPlan,
-    apply_scrape,
-    combine,
-    exit_code,
-    merge,
-    option_args,
-    parse_workers,
-    spool_path,
-    worker_argv,
-)
+from producer.workers.merge import apply_scrape, combine, exit_code, merge
+from producer.workers.plan import Worker, WorkerPlan, option_args, parse_workers, spool_path, worker_argv
 
 STREAMS = ("a", "b")
 
