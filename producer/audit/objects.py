@@ -49,9 +49,12 @@ def error_envelopes(data: bytes) -> Iterator[tuple[str, bytes]]:
         except (orjson.JSONDecodeError, AttributeError, binascii.Error, TypeError, ValueError):
             yield "unreadable-envelope", line
             continue
+        # Lambda failures say errorCode, format-conversion failures lastErrorCode:
+        # https://docs.aws.amazon.com/firehose/latest/dev/record-format-conversion.html
+        code = str(envelope.get("errorCode") or envelope.get("lastErrorCode") or "")
         # A packed record (--pack) holds several events, one a line: each is counted.
         for event in events_of(raw):
-            yield str(envelope.get("errorCode", "")), event
+            yield code, event
 
 
 def events_of(record: bytes) -> list[bytes]:

@@ -148,3 +148,11 @@ def test_the_audit_counts_each_event_of_a_packed_record_in_the_error_output() ->
     )
     found = list(objects.error_envelopes(envelope + b"\n"))
     assert [raw for _, raw in found] == [b'{"run_id":"r","seq":1}', b'{"run_id":"r","seq":2}']
+
+
+def test_error_codes_are_read_from_both_error_formats() -> None:
+    raw = base64.b64encode(b'{"run_id":"r","seq":1}\n').decode()
+    lam = orjson.dumps({"errorCode": "Lambda.ProcessingFailed", "rawData": raw})
+    conv = orjson.dumps({"lastErrorCode": "DataFormatConversion.MalformedData", "rawData": raw})
+    codes = [code for code, _ in objects.error_envelopes(lam + b"\n" + conv + b"\n")]
+    assert codes == ["Lambda.ProcessingFailed", "DataFormatConversion.MalformedData"]
