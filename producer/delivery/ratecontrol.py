@@ -110,11 +110,18 @@ class _Tally:
             return 0.0
         return max(self.spread(), spread) * self.calls / self.records**2
 
+    def merge(self, other: _Tally) -> None:
+        self.calls += other.calls
+        self.hits += other.hits
+        self.records += other.records
+        self.throttled += other.throttled
+        self.sum_nn += other.sum_nn
+        self.sum_tt += other.sum_tt
+        self.sum_tn += other.sum_tn
+
     def copy(self) -> _Tally:
         other = _Tally()
-        other.calls, other.hits = self.calls, self.hits
-        other.records, other.throttled = self.records, self.throttled
-        other.sum_nn, other.sum_tt, other.sum_tn = self.sum_nn, self.sum_tt, self.sum_tn
+        other.merge(self)
         return other
 
 
@@ -205,11 +212,8 @@ class AdaptiveRate:
             self._accepted_since_cut += accepted
         if self._check is not None:
             self._evaluate_cut(now, accepted, throttled)
-        elif self._background is not None:
-            if accepted or throttled:
-                self._background.add(accepted + throttled, throttled)
-            if self._background_faded(now):
-                self._background = None
+        elif self._background is not None and self._background_faded(now):
+            self._background = None
         if throttled:
             self._maybe_cut(now)
 
@@ -220,6 +224,19 @@ class AdaptiveRate:
 
     def _spread(self) -> float:
         return self._background.spread() if self._background is not None else 0.0
+
+    def _above_background(self, now: float) -> bool:
+        """The window's share is significantly above the background's (True without one)."""
+        self._trim(now)
+        return self._window_above_background()
+
+    def _window_above_background(self) -> bool:
+        background = self._background
+        if background is None:
+            return True
+        window = self._window_tally
+        variance = window.variance(background.spread()) + background.variance()
+        return self._differs(window.share(), background.share(), variance)
 
     def _background_faded(self, now: float) -> bool:
         """The background failures have faded: the share is down to under half of it, and not
@@ -243,14 +260,9 @@ class AdaptiveRate:
         # which backoff handles; there is no accepted rate to cut from.
         if self._accepted_since_cut == 0:
             return
-        self._trim(now)
-        window = self._window_tally
-        share, variance = window.share(), window.variance(self._spread())
-        background = self._background
-        if background is not None and not self._differs(
-            share, background.share(), variance + background.variance()
-        ):
+        if not self._above_background(now):
             return  # no more throttling than the failures a cut was shown not to reduce
+        window = self._window_tally
         current = self.limit()
         achieved = max(self.achieved_rate(), s.min_rate)
         base = achieved if current is None else min(current, achieved)
@@ -330,9 +342,23 @@ class AdaptiveRate:
 
     def _trim(self, now: float) -> None:
         horizon = now - self.settings.window_s
+        leaving = _Tally()
         while self._window and self._window[0][0] < horizon:
             _, accepted, throttled = self._window.popleft()
             self._window_tally.add(accepted + throttled, throttled, sign=-1)
+            leaving.add(accepted + throttled, throttled)
+        # The background learns its share and spread from answers as they leave the window,
+        # once they have been compared with it there, and only while the throttling fits it: a
+        # quota that starts binding must show above the background and be cut for, not be
+        # absorbed into it first.
+        background = self._background
+        if (
+            leaving.calls
+            and background is not None
+            and self._check is None
+            and not self._window_above_background()
+        ):
+            background.merge(leaving)
 
     # -- the gate ------------------------------------------------------------------------------
 
