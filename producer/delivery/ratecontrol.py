@@ -15,6 +15,7 @@ Pure and clock-injected: nothing here sleeps; the sender sleeps on ``wait_s``.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -39,6 +40,10 @@ class RateControlSettings:
     max_rate: float = float(limits.LARGE_REGION_QUOTA.records_per_s)
     window_s: float = 2.0  # achieved rate: accepted records over this sliding window
     burst_s: float = 0.5  # the gate lets this many seconds' worth of records through at once
+    # How many standard errors a throttled share must move to count as moved. The shares are
+    # watched at every answer, so a looser bar would be crossed by chance within seconds: a
+    # 2 s window of a stream whose calls fail whole 5% of the time swings by ~0.03.
+    significance: float = 3.0
 
     def validate(self) -> None:
         if not 0.0 < self.decrease_factor < 1.0:
@@ -47,6 +52,77 @@ class RateControlSettings:
             raise ValueError("recovery_s, window_s and burst_s must be > 0, cooldown_s >= 0")
         if not 0 < self.min_rate <= self.max_rate:
             raise ValueError("need 0 < min_rate <= max_rate")
+        if self.significance <= 0:
+            raise ValueError("significance must be > 0")
+
+
+# A share difference smaller than this is never significant, however many records back it: it
+# keeps two windows with no spread at all (every record throttled, an outage) equal.
+_MIN_SHARE_DIFFERENCE = 0.02
+
+
+class _Tally:
+    """Throttled share over a set of answers, and its standard error.
+
+    The answers, not the records, are the samples: a whole-call failure throttles every record
+    of the call at once, so records are far from independent and a per-record (binomial) error
+    would call a run of unlucky calls a change of regime. Ratio estimator over calls:
+    share = T / N, variance ~ sum((t_i - share * n_i)^2) / N^2 * k / (k - 1) over k calls.
+    Integers only, so that removing what was added leaves exactly nothing.
+    """
+
+    __slots__ = ("calls", "hits", "records", "sum_nn", "sum_tn", "sum_tt", "throttled")
+
+    def __init__(self) -> None:
+        self.calls = self.hits = self.records = self.throttled = 0
+        self.sum_nn = self.sum_tt = self.sum_tn = 0
+
+    def add(self, records: int, throttled: int, sign: int = 1) -> None:
+        self.calls += sign
+        self.hits += sign * (throttled > 0)
+        self.records += sign * records
+        self.throttled += sign * throttled
+        self.sum_nn += sign * records * records
+        self.sum_tt += sign * throttled * throttled
+        self.sum_tn += sign * throttled * records
+
+    def share(self) -> float:
+        return self.throttled / self.records if self.records else 0.0
+
+    def accepted(self) -> int:
+        return self.records - self.throttled
+
+    def spread(self) -> float:
+        """Variance of one call's throttled count around ``share`` times its records."""
+        if self.calls < 2:
+            return 0.0
+        r = self.share()
+        return max(0.0, self.sum_tt - 2 * r * self.sum_tn + r * r * self.sum_nn) / (self.calls - 1)
+
+    def variance(self, spread: float = 0.0) -> float:
+        """Variance of ``share``; with ``spread``, at least what calls that spread would give.
+
+        A few seconds of calls may hold none of the rare whole-call failures and so look
+        steadier than the process they come from; the background's spread, measured over
+        longer, keeps such a window from passing for a significant change.
+        """
+        if not self.records:
+            return 0.0
+        return max(self.spread(), spread) * self.calls / self.records**2
+
+    def merge(self, other: _Tally) -> None:
+        self.calls += other.calls
+        self.hits += other.hits
+        self.records += other.records
+        self.throttled += other.throttled
+        self.sum_nn += other.sum_nn
+        self.sum_tt += other.sum_tt
+        self.sum_tn += other.sum_tn
+
+    def copy(self) -> _Tally:
+        other = _Tally()
+        other.merge(self)
+        return other
 
 
 class AdaptiveRate:
@@ -54,11 +130,20 @@ class AdaptiveRate:
     accepted rate it is measured against.
 
     The limit starts unbounded (``limit()`` is None): a stream that is never throttled is never
-    paced. Each cut is then checked. If throttling fell, it was a rate limit. If it did not fall
-    but as many records got through as before, the cut was too shallow and the next throttling
-    may cut again. If it did not fall and fewer got through, the failures do not depend on the
-    rate (injected faults, an outage, a service-side problem): the cut is undone, and throttling
-    at that share is treated as background until it fades. Without this check a steady 30%
+    paced. Each cut is then checked by what it did to the throttled share, the one signal that
+    tells a quota from failures that have nothing to do with the rate:
+
+    - the share fell significantly: a rate limit, as assumed; the cut stays;
+    - it rose significantly: the cut was too shallow (a quota's burst allowance ran out under
+      it, or the quota shrank); the cut stays and the next throttling may cut again at once;
+    - it did not move: the failures do not depend on the rate (injected faults, an outage, a
+      service-side problem). The cut is undone, and throttling at that share is background:
+      the next cut needs a share significantly above it, until the share falls well below it.
+
+    "Significantly" is measured in standard errors over calls (see ``_Tally``), not as a fixed
+    margin: under random failures the share of a 2 s window wanders, and a stream watched at
+    every answer would otherwise find a peak to cut on, then read the fall back from that peak
+    as a cut that helped, and be held below its offered load. Without any check a steady 30%
     failure rate would cut the limit every few seconds down to ``min_rate``.
 
     Example, with a fake clock::
@@ -79,13 +164,17 @@ class AdaptiveRate:
         self._accepted_since_cut = 0
         # (time, accepted, throttled) answers over the last window_s
         self._window: deque[tuple[float, int, int]] = deque()
-        self._window_accepted = 0
-        self._window_throttled = 0
-        # The check of the last cut: (evaluate from, throttled share before, limit before,
-        # accepted rate before).
-        self._check: tuple[float, float, float | None, float] | None = None
-        self._after = [0, 0]  # accepted, throttled since the check began
-        self._background_share = 0.0  # throttled share that cuts did not reduce
+        self._window_tally = _Tally()
+        # The check of the last cut: (evaluate from, the answers of the window it was made on,
+        # limit before).
+        self._check: tuple[float, _Tally, float | None] | None = None
+        self._after = _Tally()  # answers since the check began
+        # Answers since a cut was found not to move the throttled share: the failures that do
+        # not depend on the rate, their share and spread. None while there are none.
+        self._background: _Tally | None = None
+        # After a cut that proved too shallow: the limit before it, which an undo of the next
+        # cut restores, and until when that next cut counts as its sequel.
+        self._retest: tuple[float | None, float] | None = None
         self._tokens = 0.0
         self._tokens_at = self._started
         self.cuts = 0
@@ -107,28 +196,57 @@ class AdaptiveRate:
         # At least half a window: right after start-up the service's burst allowance (a quota
         # bucket starts full) would otherwise read as a rate many times the quota.
         span = max(self.settings.window_s / 2, min(self.settings.window_s, now - self._started))
-        return self._window_accepted / span
+        return self._window_tally.accepted() / span
 
     def throttled_share(self) -> float:
         """Share of answered records throttled over the last ``window_s``."""
         self._trim(self._clock())
-        total = self._window_accepted + self._window_throttled
-        return self._window_throttled / total if total else 0.0
+        return self._window_tally.share()
 
     def on_result(self, accepted: int, throttled: int) -> None:
         """Feed one answer: records accepted, and records (or a whole call) throttled."""
         now = self._clock()
         if accepted or throttled:
             self._window.append((now, accepted, throttled))
-            self._window_accepted += accepted
-            self._window_throttled += throttled
+            self._window_tally.add(accepted + throttled, throttled)
             self._accepted_since_cut += accepted
         if self._check is not None:
             self._evaluate_cut(now, accepted, throttled)
-        elif self._background_share and self.throttled_share() < self._background_share / 2:
-            self._background_share = 0.0  # the background failures have faded
+        elif self._background is not None and self._background_faded(now):
+            self._background = None
         if throttled:
             self._maybe_cut(now)
+
+    def _differs(self, high: float, low: float, variance: float) -> bool:
+        """Whether ``high`` is significantly above ``low``, given the variance of the difference."""
+        bar = max(_MIN_SHARE_DIFFERENCE, self.settings.significance * math.sqrt(variance))
+        return high - low > bar
+
+    def _spread(self) -> float:
+        return self._background.spread() if self._background is not None else 0.0
+
+    def _above_background(self, now: float) -> bool:
+        """The window's share is significantly above the background's (True without one)."""
+        self._trim(now)
+        return self._window_above_background()
+
+    def _window_above_background(self) -> bool:
+        background = self._background
+        if background is None:
+            return True
+        window = self._window_tally
+        variance = window.variance(background.spread()) + background.variance()
+        return self._differs(window.share(), background.share(), variance)
+
+    def _background_faded(self, now: float) -> bool:
+        """The background failures have faded: the share is down to under half of it, and not
+        by chance (a fault rate that merely wanders must not reopen the door to cutting)."""
+        assert self._background is not None
+        self._trim(now)
+        window, background = self._window_tally, self._background
+        share, usual = window.share(), background.share()
+        variance = window.variance(background.spread()) + background.variance()
+        return share < usual / 2 and self._differs(usual, share, variance)
 
     def _maybe_cut(self, now: float) -> None:
         s = self.settings
@@ -142,16 +260,19 @@ class AdaptiveRate:
         # which backoff handles; there is no accepted rate to cut from.
         if self._accepted_since_cut == 0:
             return
-        share = self.throttled_share()
-        if self._background_share and share <= self._background_share + 0.05:
-            return
+        if not self._above_background(now):
+            return  # no more throttling than the failures a cut was shown not to reduce
+        window = self._window_tally
         current = self.limit()
-        accepted_rate = self.achieved_rate()
-        achieved = max(accepted_rate, s.min_rate)
+        achieved = max(self.achieved_rate(), s.min_rate)
         base = achieved if current is None else min(current, achieved)
         self._set_course(now, max(s.min_rate, base * s.decrease_factor), base)
-        self._check = (now + s.cooldown_s, share, current, accepted_rate)
-        self._after = [0, 0]
+        # The sequel of a cut that proved too shallow is judged as a pair: undone, it restores
+        # the limit from before both.
+        restore = self._retest[0] if self._retest is not None and now <= self._retest[1] else current
+        self._retest = None
+        self._check = (now + s.cooldown_s, window.copy(), restore)
+        self._after = _Tally()
         # Start the gate empty: the records already in flight used up this moment's budget.
         self._tokens = 0.0
         self._tokens_at = now
@@ -159,24 +280,52 @@ class AdaptiveRate:
 
     def _evaluate_cut(self, now: float, accepted: int, throttled: int) -> None:
         assert self._check is not None
-        since, share_before, limit_before, rate_before = self._check
+        since, before, limit_before = self._check
         if now < since:
             return
-        self._after[0] += accepted
-        self._after[1] += throttled
-        total = sum(self._after)
+        after = self._after
+        if accepted or throttled:
+            after.add(accepted + throttled, throttled)
         elapsed = now - since
-        if not (total and elapsed >= self.settings.window_s / 2) and elapsed < self.settings.window_s:
+        if not (after.records and elapsed >= self.settings.window_s / 2) and elapsed < self.settings.window_s:
             return
         self._check = None
-        share_after = self._after[1] / total if total else 0.0
-        if share_after < 0.6 * share_before:
+        share_before, share_after = before.share(), after.share()
+        # If the cut changed nothing, both samples come from one process: each is given the
+        # largest spread seen in either (or in the background), not just its own.
+        spread = max(before.spread(), after.spread(), self._spread())
+        variance = before.variance(spread) + after.variance(spread)
+        # Throttling the background accounts for is no sign of a quota, and cannot fall.
+        floor = self._background.share() if self._background is not None else 0.0
+        # Fallen, and by a good part of what the background does not explain: a quota's
+        # throttling all but stops under a cut to 0.7 x the accepted rate, while a share that
+        # merely falls back from the peak the cut was made on keeps most of it.
+        if self._differs(share_before, share_after, variance) and (
+            share_after - floor < 0.6 * (share_before - floor)
+        ):
             return  # the cut helped: a rate limit, as assumed
-        if self._after[0] / elapsed >= 0.85 * rate_before:
-            return  # as much got through as before: the cut was not deep enough; the next may be
-        # Throttling did not fall, and what got through fell with the rate: the failures do not
-        # depend on the rate (faults, an outage). Undo the cut.
-        self._background_share = max(self._background_share, share_before)
+        if not after.throttled:
+            # Throttling stopped. A rate limit if, at the share of calls throttled before, the
+            # calls since would have met a few throttled ones by chance (P(none) < ~5%);
+            # otherwise too little to go on (rare whole-call failures are often absent from a
+            # second or two of calls): the cut is undone without concluding anything.
+            if before.hits / before.calls * after.calls >= 3:
+                return
+            self._undo(limit_before, now)
+            return
+        if after.accepted() and self._differs(share_after, share_before, variance):
+            # More throttling at a lower rate, and records still got through: the cut was too
+            # shallow (a quota's burst allowance ran out under it). Keep it; the next
+            # throttling cuts again at once, and that cut's check judges both.
+            self._retest = (limit_before, now + self.settings.window_s)
+            return
+        # The share did not move with the rate (or nothing got through at all: an outage): the
+        # failures do not depend on the rate. Undo the cut. The answers after the cut are the
+        # background; the share before it is the peak the cut was made on, biased high.
+        self._background = after.copy()
+        self._undo(limit_before, now)
+
+    def _undo(self, limit_before: float | None, now: float) -> None:
         self.undone += 1
         if limit_before is None:
             self._cut_at = None
@@ -193,10 +342,23 @@ class AdaptiveRate:
 
     def _trim(self, now: float) -> None:
         horizon = now - self.settings.window_s
+        leaving = _Tally()
         while self._window and self._window[0][0] < horizon:
             _, accepted, throttled = self._window.popleft()
-            self._window_accepted -= accepted
-            self._window_throttled -= throttled
+            self._window_tally.add(accepted + throttled, throttled, sign=-1)
+            leaving.add(accepted + throttled, throttled)
+        # The background learns its share and spread from answers as they leave the window,
+        # once they have been compared with it there, and only while the throttling fits it: a
+        # quota that starts binding must show above the background and be cut for, not be
+        # absorbed into it first.
+        background = self._background
+        if (
+            leaving.calls
+            and background is not None
+            and self._check is None
+            and not self._window_above_background()
+        ):
+            background.merge(leaving)
 
     # -- the gate ------------------------------------------------------------------------------
 
