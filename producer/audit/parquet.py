@@ -9,14 +9,16 @@ import io
 from collections.abc import Iterator
 
 import orjson
-import pyarrow as pa  # type: ignore[import-untyped,import-not-found,unused-ignore]
-import pyarrow.parquet as pq  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
 from producer.errors import UsageError
 
 
 def rows_as_json(data: bytes) -> Iterator[bytes]:
     """Each row of one Parquet object as a JSON record; a damaged object is one clear error."""
+    # Imported here: pyarrow costs ~75 ms and ~30 MB at import, and most commands never read Parquet.
+    import pyarrow as pa  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    import pyarrow.parquet as pq  # type: ignore[import-untyped,import-not-found,unused-ignore]
+
     try:
         table = pq.read_table(io.BytesIO(data))
     except (pa.ArrowException, OSError) as exc:

@@ -17,7 +17,7 @@ from producer.audit.runinfo import load_run
 from producer.audit.runner import AuditReport, AuditRequest, run_audit
 from producer.audit.soak import LoadOptions, SoakPlan, soak_aws, soak_local
 from producer.aws.clients import AwsSettings
-from producer.durations import parse_duration
+from producer.cli import options
 from producer.errors import EXIT_DEAD_LETTERED, EXIT_OK, UsageError
 
 # Exit codes: 0 every accepted event delivered exactly once; 1 something missing or duplicated
@@ -86,8 +86,10 @@ def register(app: typer.Typer) -> None:
             output_dir=output_dir,
             s3_bucket=s3_bucket,
             s3_prefix=s3_prefix,
-            aws=AwsSettings(region or "us-east-1", s3_endpoint_url),
-            opensearch_url=opensearch_url,
+            aws=AwsSettings(
+                region or "us-east-1", options.endpoint_url(s3_endpoint_url, "--s3-endpoint-url")
+            ),
+            opensearch_url=options.endpoint_url(opensearch_url, "--opensearch-url"),
             opensearch_index=opensearch_index,
             # A local run recorded the hints it created its streams with: no need to ask.
             hints=local_run_hints(run.summary, run.streams) if local_run else {},
@@ -133,8 +135,8 @@ def register(app: typer.Typer) -> None:
         """Run a profile, wait for the buffers to flush, audit, and write the report."""
         if target not in ("local", "aws"):
             raise UsageError(f"--target must be local or aws, got {target!r}")
+        margin_s = options.duration("--flush-margin", flush_margin)
         try:
-            margin_s = parse_duration(flush_margin)
             variants = tuple(buffer_hints.parse(text) for text in compare or [])
         except ValueError as exc:
             raise UsageError(f"soak: {exc}") from None
@@ -166,7 +168,7 @@ def register(app: typer.Typer) -> None:
                     s3_bucket=s3_bucket,
                     s3_prefix=s3_prefix,
                     aws=AwsSettings(region),
-                    opensearch_url=opensearch_url,
+                    opensearch_url=options.endpoint_url(opensearch_url, "--opensearch-url"),
                     opensearch_index=opensearch_index,
                 ),
             )

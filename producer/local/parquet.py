@@ -14,6 +14,7 @@ https://docs.aws.amazon.com/firehose/latest/APIReference/API_ParquetSerDe.html
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import re
@@ -24,29 +25,40 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
-import pyarrow as pa  # type: ignore[import-untyped,import-not-found,unused-ignore]
-import pyarrow.parquet as pq  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
 FORMAT_CONVERSION_FAILED = "format-conversion-failed"
 COMPRESSIONS = {"SNAPPY": "snappy", "GZIP": "gzip", "UNCOMPRESSED": "none"}
 # Records per Parquet row group: bounds the memory of converting one flush (see convert).
 ROW_GROUP_RECORDS = 10_000
 
-_SCALARS: dict[str, Any] = {
-    "string": pa.string(),
-    "varchar": pa.string(),
-    "char": pa.string(),
-    "tinyint": pa.int8(),
-    "smallint": pa.int16(),
-    "int": pa.int32(),
-    "integer": pa.int32(),
-    "bigint": pa.int64(),
-    "float": pa.float32(),
-    "double": pa.float64(),
-    "boolean": pa.bool_(),
-    "timestamp": pa.timestamp("ms", tz="UTC"),
-    "date": pa.date32(),
-}
+
+def _pyarrow() -> Any:
+    import pyarrow as pa  # type: ignore[import-untyped,import-not-found,unused-ignore]
+
+    return pa
+
+
+@functools.cache
+def _scalars() -> dict[str, Any]:
+    """Hive scalar types as Arrow types. pyarrow is imported when a stream converts, not when
+    the program starts (it costs ~75 ms and ~30 MB at import, and most runs never convert)."""
+    import pyarrow as pa  # type: ignore[import-untyped,import-not-found,unused-ignore]
+
+    return {
+        "string": pa.string(),
+        "varchar": pa.string(),
+        "char": pa.string(),
+        "tinyint": pa.int8(),
+        "smallint": pa.int16(),
+        "int": pa.int32(),
+        "integer": pa.int32(),
+        "bigint": pa.int64(),
+        "float": pa.float32(),
+        "double": pa.float64(),
+        "boolean": pa.bool_(),
+        "timestamp": pa.timestamp("ms", tz="UTC"),
+        "date": pa.date32(),
+    }
 
 
 class ConversionError(ValueError):
@@ -66,6 +78,7 @@ class ParquetFormat:
     case_insensitive: bool = True
 
     def schema(self) -> Any:
+        pa = _pyarrow()
         return pa.schema([pa.field(name.lower(), hive_type(kind)) for name, kind in self.columns])
 
 
@@ -89,8 +102,10 @@ def hive_type(kind: str) -> Any:
     """The Arrow type for a Glue (Hive) column type such as ``struct<a:int,b:array<string>>``."""
     text = kind.strip().lower()
     base = re.sub(r"\(.*\)$", "", text)  # varchar(10), char(3)
-    if base in _SCALARS:
-        return _SCALARS[base]
+    pa = _pyarrow()
+    scalars = _scalars()
+    if base in scalars:
+        return scalars[base]
     match = re.fullmatch(r"decimal\((\d+),\s*(\d+)\)", text)
     if match:
         return pa.decimal128(int(match.group(1)), int(match.group(2)))
@@ -133,6 +148,7 @@ def _timestamp(value: Any) -> datetime:
 
 
 def coerce(value: Any, kind: Any) -> Any:
+    pa = _pyarrow()
     """``value`` as the column type wants it; ConversionError if the SerDe would reject it."""
     if value is None:
         return None
@@ -247,6 +263,9 @@ def convert(records: Sequence[bytes], fmt: ParquetFormat) -> Converted:
     """The records of one buffer flush as one Parquet object, written a row group of at most
     ROW_GROUP_RECORDS records at a time: the Python rows of a whole 128 MiB buffer would take
     over ten times its size in memory (measured: 34 MB of events grew RSS by 417 MB at once)."""
+    pa = _pyarrow()
+    import pyarrow.parquet as pq  # type: ignore[import-untyped,import-not-found,unused-ignore]
+
     schema = fmt.schema()
     failed: list[tuple[bytes, str]] = []
     sink = io.BytesIO()
