@@ -187,31 +187,17 @@ async def _load(
         batch_client = await stack.enter_async_context(open_batch_client(client, config.sender, settings))
         generator = build_generator(config.profile.mix, config.seed, config.profile.generator_params)
         rng = random.Random(config.seed)
-        channels = [
-            PackingChannel(
-                s.name,
-                batch_client,
-                config.retry,
-                spool,
-                s,
-                config.channel,
-                random.Random(rng.getrandbits(64)),
-                histograms=histograms[s.name],
-                target_bytes=config.pack[s.name],
-            )
-            if s.name in config.pack
-            else StreamChannel(
-                s.name,
-                batch_client,
-                config.retry,
-                spool,
-                s,
-                config.channel,
-                random.Random(rng.getrandbits(64)),
-                histograms=histograms[s.name],
-            )
-            for s in stats
-        ]
+        channels: list[StreamChannel] = []
+        for s in stats:
+            parts = (s.name, batch_client, config.retry, spool, s, config.channel)
+            stream_rng = random.Random(rng.getrandbits(64))
+            if s.name in config.pack:  # --pack: the thin packing variant of the same channel
+                pack_bytes = config.pack[s.name]
+                channels.append(
+                    PackingChannel(*parts, stream_rng, histograms=histograms[s.name], target_bytes=pack_bytes)
+                )
+            else:
+                channels.append(StreamChannel(*parts, stream_rng, histograms=histograms[s.name]))
         for channel in channels:
             channel.start()
         live = LiveView.for_run(config, stats, histograms, out)
