@@ -21,7 +21,7 @@ from producer.config import Ending, RunConfig, TargetKind
 from producer.console import LiveView, print_summary
 from producer.delivery.channel import StreamChannel
 from producer.delivery.packing import PackingChannel, unpackable
-from producer.delivery.retry import Reason, RetryAction, call_failed
+from producer.delivery.retry import RetryAction, call_failed
 from producer.delivery.spool import Spool, check_spool_path
 from producer.errors import StreamUnusable, UsageError
 from producer.events.registry import build_generator
@@ -36,7 +36,7 @@ from producer.summary import RunSummary, StreamSummary, run_summary_paths
 from producer.telemetry import cost
 from producer.telemetry.histogram import StreamHistograms
 from producer.telemetry.metrics import MetricsServer, RunTelemetry, build_registry, start_metrics
-from producer.telemetry.stats import ScheduleCheck, StreamStats
+from producer.telemetry.stats import Reason, ScheduleCheck, StreamStats
 
 T = TypeVar("T")
 

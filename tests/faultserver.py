@@ -45,10 +45,10 @@ import orjson
 
 from producer.delivery.channel import ChannelSettings, StreamChannel
 from producer.delivery.packing import PackingChannel
-from producer.delivery.retry import Reason, RetryPolicy
+from producer.delivery.retry import RetryPolicy
 from producer.delivery.spool import Spool, read_spool
 from producer.firehose.client import ClientSettings, open_batch_client, open_client
-from producer.telemetry.stats import StreamStats
+from producer.telemetry.stats import Reason, StreamStats
 
 STREAM = "realtime-data-stream"
 

@@ -26,7 +26,6 @@ from producer.delivery.batching import Accumulator, Batch, single
 from producer.delivery.ratecontrol import AdaptiveRate, RateControlSettings
 from producer.delivery.retry import (
     THROTTLING_CODES,
-    Reason,
     RetryAction,
     RetryPolicy,
     call_failed,
@@ -38,7 +37,7 @@ from producer.firehose.errors import ApiError, TransportError
 from producer.firehose.wire import WireFormat
 from producer.telemetry.cost import BILLING_INCREMENT_BYTES, billed_bytes
 from producer.telemetry.histogram import StreamHistograms
-from producer.telemetry.stats import StreamStats
+from producer.telemetry.stats import Reason, StreamStats
 
 FullPolicy = Literal["block", "drop"]
 

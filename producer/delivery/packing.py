@@ -24,8 +24,8 @@ from collections.abc import Awaitable, Mapping
 from typing import Any
 
 from producer.delivery.channel import StreamChannel
-from producer.delivery.retry import Reason
 from producer.firehose import limits
+from producer.telemetry.stats import Reason
 
 # "5 KB" on the pricing page is not defined in bytes (5,000 or 5,120); 5,000 bills one
 # increment under either reading.

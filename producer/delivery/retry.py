@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from enum import Enum, StrEnum
+from enum import Enum
+
+from producer.telemetry.stats import Reason
 
 # Per-record ErrorCodes in RequestResponses. Both mean "try this record again"; a code not listed
 # here (the API may add some) is retried too: giving up on an unknown code would lose data.
@@ -36,23 +38,6 @@ FATAL_REQUEST_CODES = frozenset(
         "NoCredentialsError",
     }
 )
-
-
-class Reason(StrEnum):
-    """Why records were given up: the dead-letter spool's ``reason``, the summary's
-    ``dead_lettered_by_reason`` and the ``reason`` label of loadgen_dead_lettered_records_total."""
-
-    RETRIES_EXHAUSTED = "RetriesExhausted"  # used --max-attempts
-    RECORD_EXPIRED = "RecordExpired"  # older than --record-ttl
-    RECORD_TOO_LARGE = "RecordTooLarge"  # over the API's record limit
-    DROPPED = "Dropped"  # the stream was full under --on-full drop
-    NON_RETRYABLE = "NonRetryable"  # an error no retry can fix
-    STREAM_STOPPED = "StreamStopped"  # the stream could not be used any more
-    DRAIN_TIMEOUT = "DrainTimeout"  # --drain-timeout ended first
-    SHUTDOWN_DEADLINE = "ShutdownDeadline"  # --shutdown-grace ended first (a signal)
-    OUTCOME_UNKNOWN = "OutcomeUnknown"  # a call cut off unanswered: it may have been accepted
-    ABORTED = "Aborted"  # a second Ctrl-C
-    PRODUCER_ERROR = "ProducerError"  # a bug of ours, reported rather than lost
 
 
 class RetryAction(Enum):

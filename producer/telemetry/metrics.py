@@ -29,10 +29,9 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from producer import __version__
-from producer.delivery.retry import Reason
 from producer.errors import UsageError
 from producer.telemetry.histogram import Histogram, StreamHistograms
-from producer.telemetry.stats import StreamStats
+from producer.telemetry.stats import Reason, StreamStats
 
 DEFAULT_METRICS_PORT = 9450
 # Label values are bounded: outcomes and reasons are fixed lists; unknown error codes fold

@@ -5,7 +5,26 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
+
+
+class Reason(StrEnum):
+    """Why records were given up: the dead-letter spool's ``reason``, the summary's
+    ``dead_lettered_by_reason`` and the ``reason`` label of loadgen_dead_lettered_records_total."""
+
+    RETRIES_EXHAUSTED = "RetriesExhausted"  # used --max-attempts
+    RECORD_EXPIRED = "RecordExpired"  # older than --record-ttl
+    RECORD_TOO_LARGE = "RecordTooLarge"  # over the API's record limit
+    DROPPED = "Dropped"  # the stream was full under --on-full drop
+    NON_RETRYABLE = "NonRetryable"  # an error no retry can fix
+    STREAM_STOPPED = "StreamStopped"  # the stream could not be used any more
+    DRAIN_TIMEOUT = "DrainTimeout"  # --drain-timeout ended first
+    SHUTDOWN_DEADLINE = "ShutdownDeadline"  # --shutdown-grace ended first (a signal)
+    OUTCOME_UNKNOWN = "OutcomeUnknown"  # a call cut off unanswered: it may have been accepted
+    ABORTED = "Aborted"  # a second Ctrl-C
+    PRODUCER_ERROR = "ProducerError"  # a bug of ours, reported rather than lost
+
 
 # (current limit in records/s or None when unpaced, accepted records/s over a short window)
 RateProbe = Callable[[], tuple[float | None, float]]

@@ -8,13 +8,13 @@ import pytest
 
 from producer.delivery.retry import (
     Decision,
-    Reason,
     RetryAction,
     RetryPolicy,
     call_failed,
     classify_request_error,
     read_answer,
 )
+from producer.telemetry.stats import Reason
 
 
 @pytest.mark.parametrize("attempt", [1, 2, 3, 5, 8, 20])
