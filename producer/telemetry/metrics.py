@@ -149,6 +149,11 @@ class LoadgenCollector(Collector):
             "(5,120 bytes), https://aws.amazon.com/firehose/pricing/ .",
             labels=["stream"],
         )
+        packed = CounterMetricFamily(
+            "loadgen_packed_events",
+            "Events carried in the records sent to a --pack stream (several a record).",
+            labels=["stream"],
+        )
         requests = CounterMetricFamily(
             "loadgen_put_record_batch_requests",
             "PutRecordBatch calls by result (ok: answered 200).",
@@ -195,6 +200,7 @@ class LoadgenCollector(Collector):
                 records.add_metric([s.name, outcome], value)
             sent_bytes.add_metric([s.name], s.bytes_sent)
             billed_bytes.add_metric([s.name], s.billed_bytes)
+            packed.add_metric([s.name], s.packed_events)
             requests.add_metric([s.name, "ok"], s.requests - s.failed_requests)
             requests.add_metric([s.name, "error"], s.failed_requests)
             for code, value in _fold_codes(s.failures_by_code).items():
@@ -209,7 +215,17 @@ class LoadgenCollector(Collector):
             achieved.add_metric([s.name], s.achieved_rate)
             queue.add_metric([s.name], s.held)
             in_flight.add_metric([s.name], s.in_flight)
-        yield from (records, sent_bytes, billed_bytes, requests, failures, throttled, duplicates, dead)
+        yield from (
+            records,
+            sent_bytes,
+            billed_bytes,
+            packed,
+            requests,
+            failures,
+            throttled,
+            duplicates,
+            dead,
+        )
 
         target = GaugeMetricFamily(
             "loadgen_target_rate_events_per_second", "Events per second the profile asks for now."

@@ -77,6 +77,7 @@ def scraped_counts(scrape: Scrape, streams: Sequence[str]) -> dict[str, Any]:
             "failed_requests": failed,
             "bytes_sent": int(value(scrape, "loadgen_sent_bytes", stream=name)),
             "billed_bytes": int(value(scrape, "loadgen_billed_bytes", stream=name)),
+            "packed_events": int(value(scrape, "loadgen_packed_events", stream=name)),
         }
         # What the worker had taken and not yet settled when it died is nobody's to count now:
         # lost, so that the merged books still add up (sent == accepted + dead_lettered + lost).

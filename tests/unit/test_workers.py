@@ -289,12 +289,13 @@ def test_billed_bytes_are_summed_and_the_cost_is_priced_again_on_the_sums(tmp_pa
 
 
 def test_a_dead_worker_s_billed_bytes_come_from_its_last_scrape(tmp_path: Path) -> None:
-    stats = StreamStats("a", sent=10, accepted=10, billed_bytes=51_200)
+    stats = StreamStats("a", sent=10, accepted=10, billed_bytes=51_200, packed_events=80)
     telemetry = RunTelemetry("r", "mixed", "local", 300.0, [stats], {"a": StreamHistograms()})
     scrape = parse_scrape(generate_latest(build_registry(telemetry)).decode())
     dead = _worker(tmp_path, 1, scrape=scrape, returncode=-9)
     summary = combine(_config(tmp_path, streams=("a",)), "run-1", [dead], 4.0).to_dict()
     assert summary["streams"]["a"]["billed_bytes"] == 51_200 and summary["cost"]["billed_bytes"] == 51_200
+    assert summary["streams"]["a"]["packed_events"] == 80  # --pack: the audit counts events by it
     live = [StreamStats("a")]
     apply_scrape(scrape, live, {"a": StreamHistograms()})
     assert live[0].billed_bytes == 51_200
