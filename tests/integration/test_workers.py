@@ -83,7 +83,9 @@ def _children(pid: int) -> list[tuple[int, str]]:
 def _workers_of(pid: int, want: int, timeout_s: float = 15.0) -> list[tuple[int, str]]:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        workers = [c for c in _children(pid) if " run " in c[1]]
+        # A child between fork and exec still shows the parent's command line (" run " too):
+        # only a worker's own carries --shard-index.
+        workers = [c for c in _children(pid) if " run " in c[1] and "--shard-index" in c[1]]
         if len(workers) == want:
             return workers
         time.sleep(0.1)
