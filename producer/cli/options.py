@@ -16,16 +16,14 @@ from producer.durations import parse_duration
 from producer.errors import UsageError
 
 
-def duration(option: str, text: str, *, minimum: float = 0.0, strict: bool = False) -> float:
-    """Seconds in ``text`` (30s, 10m, 1h30m, 250ms); ``strict``: must be above ``minimum``."""
+def duration(option: str, text: str, *, strict: bool = False) -> float:
+    """Seconds in ``text`` (30s, 10m, 1h30m, 250ms; never negative); ``strict``: above 0."""
     try:
         value = parse_duration(text)
     except ValueError as exc:
         raise UsageError(f"{option}: {exc}") from None
-    if strict and value <= minimum:
-        raise UsageError(f"{option} must be longer than {minimum:g}s")
-    if value < minimum:
-        raise UsageError(f"{option} must be {minimum:g}s or more")
+    if strict and value <= 0:
+        raise UsageError(f"{option} must be longer than 0s")
     return value
 
 
