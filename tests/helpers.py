@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import threading
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import orjson
@@ -18,6 +20,16 @@ from producer.audit import objects
 from producer.local.server import LocalFirehose, LocalOptions
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def load_transform(name: str = "loadgen_transform") -> ModuleType:
+    """deploy/lambda/transform.py, the file the template embeds, as a module. deploy/ is not a
+    package ("lambda" is a keyword, and producer/ never imports deploy/)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "deploy" / "lambda" / "transform.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 class ThreadedLocalFirehose:

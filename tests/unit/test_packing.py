@@ -4,10 +4,7 @@ embedded Firehose's Parquet conversion, the audit's readers."""
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
-from pathlib import Path
-from types import ModuleType
 
 import orjson
 import pytest
@@ -15,19 +12,9 @@ import pytest
 from producer.audit import objects
 from producer.delivery.packing import MAX_EVENTS_PER_RECORD, Packer, unpackable
 from producer.local import parquet
+from tests.helpers import load_transform
 
-
-def _transform() -> ModuleType:
-    # deploy/ is not a package ("lambda" is a keyword); load the file the template embeds.
-    path = Path(__file__).resolve().parents[2] / "deploy" / "lambda" / "transform.py"
-    spec = importlib.util.spec_from_file_location("loadgen_transform_packing", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-transform = _transform()
+transform = load_transform("loadgen_transform_packing")
 
 
 def _events(n: int, size: int = 100) -> list[bytes]:

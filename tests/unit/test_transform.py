@@ -9,19 +9,17 @@ a guest, a numeric-string amount and an event without an amount.
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from producer.aws.cloudformation import load_template
+from tests.helpers import load_transform
 
 REPO = Path(__file__).resolve().parents[2]
-TRANSFORM = REPO / "deploy" / "lambda" / "transform.py"
 TEMPLATE = REPO / "deploy" / "pipeline.yaml"
 ENRICHMENT = ("processed_timestamp", "processing_status", "user_category", "amount_category")
 # Firehose record ids are 56-digit strings in the documented sample events; 64 leaves room.
@@ -29,16 +27,7 @@ ENRICHMENT = ("processed_timestamp", "processing_status", "user_category", "amou
 RECORD_ID_CHARS = 64
 
 
-def _load() -> ModuleType:
-    # deploy/ is not a package ("lambda" is a keyword, and producer/ never imports deploy/).
-    spec = importlib.util.spec_from_file_location("loadgen_transform", TRANSFORM)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-transform = _load()
+transform = load_transform()
 
 
 def _b64(data: bytes) -> str:
