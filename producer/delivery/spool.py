@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import os
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -37,6 +36,8 @@ def check_spool_path(path: Path) -> str | None:
     created: list[Path] = []
     existed = path.exists()
     try:
+        if existed and not path.is_dir() and not stat.S_ISREG(path.stat().st_mode):
+            return "not a regular file"  # a device or a pipe: not opened (a pipe would block)
         folder = path.parent
         missing = []
         while not folder.exists() and folder != folder.parent:
@@ -50,9 +51,8 @@ def check_spool_path(path: Path) -> str | None:
             except OSError as exc:
                 return f"cannot create the folder {part} ({exc.strerror or exc})"
             created.append(part)
-        with path.open("ab") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                return "not a regular file"
+        with path.open("ab"):
+            pass
         if not existed:
             created.append(path)
     except OSError as exc:

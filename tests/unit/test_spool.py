@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 from pathlib import Path
 
 import orjson
@@ -87,6 +88,9 @@ def test_the_up_front_check_tries_the_write_and_leaves_nothing_behind(tmp_path: 
     assert check_spool_path(kept) is None and kept.read_bytes() == b"earlier\n"
     assert check_spool_path(tmp_path) == "Is a directory"
     assert check_spool_path(Path("/dev/full")) == "not a regular file"
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    assert check_spool_path(pipe) == "not a regular file"  # and not opened: that would block
     assert check_spool_path(kept / "dead.jsonl") == f"{kept} is not a folder"
     # /proc takes no new folder, whatever its permission bits say (root passes those).
     assert (
