@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from producer.cli.options import duration
 from producer.errors import UsageError
 from producer.local.faults import FaultSettings
 from producer.local.process import READY_PREFIX
@@ -109,6 +110,13 @@ def register(app: typer.Typer) -> None:
         param: Annotated[
             list[str] | None, typer.Option("--param", help="Template parameter override KEY=VALUE.")
         ] = None,
+        update_delay: Annotated[
+            str,
+            typer.Option(
+                "--update-delay",
+                help="How long an UpdateDestination takes to govern buffering (e.g. 30s; AWS: minutes).",
+            ),
+        ] = "0s",
     ) -> None:
         """Serve the local Firehose until Ctrl-C; buffered records are delivered on exit."""
         faults = FaultSettings(
@@ -150,6 +158,7 @@ def register(app: typer.Typer) -> None:
             stream_config=config,
             transform_path=transform,
             discard=discard,
+            update_apply_delay_s=duration("--update-delay", update_delay),
         )
         from producer.runtime import run_async
 

@@ -30,6 +30,10 @@ OPENSEARCH_DIR = "opensearch"
 
 @dataclass(slots=True)
 class _Buffer:
+    # The hints in force when the buffer opened; it keeps them until it is flushed, even if an
+    # UpdateDestination changes the stream's hints meanwhile.
+    limit_bytes: int
+    interval_s: float
     chunks: list[bytes] = field(default_factory=list)
     # (records buffered after this add, its arrival time): one entry per call, not per record.
     marks: list[tuple[int, float]] = field(default_factory=list)
@@ -41,7 +45,8 @@ class _Buffer:
 
 @dataclass(frozen=True, slots=True)
 class _Object:
-    stream: str
+    # The stream's configuration when the buffer was flushed: where and how the object is written.
+    config: LocalStream
     chunks: list[bytes]
     marks: list[tuple[int, float]]
     records: int
@@ -142,18 +147,32 @@ class StreamDelivery:
         self.stream = stream
         self.writer = writer
         self.transform = transform
-        dest = stream.destination
-        self.limit_bytes = dest.buffer_bytes
-        self.interval_s = dest.buffer_interval_s
         self.max_pending = max_pending
         self.counts = DeliveryCounts()
-        self._buffer = _Buffer()
+        self._buffer = self._new_buffer()
         self._objects: asyncio.Queue[_Object | None] = asyncio.Queue()
         self._pending = 0
         self._room = asyncio.Event()
         self._room.set()
         self._has_data = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._closed = False
+
+    def _new_buffer(self) -> _Buffer:
+        dest = self.stream.destination
+        return _Buffer(dest.buffer_bytes, dest.buffer_interval_s)
+
+    def apply(self, stream: LocalStream) -> None:
+        """An UpdateDestination takes effect: buffers opened from now on use the new hints and
+        objects flushed from now on the new configuration; the open buffer keeps its hints."""
+        if self._closed:
+            return
+        self.stream = stream
+        if self.transform is not None and stream.processing is not None:
+            self.transform.buffer_bytes = stream.processing.buffer_bytes
+            self.transform.retries = stream.processing.retries
+        if not self._buffer.records:
+            self._buffer = self._new_buffer()
 
     @property
     def objects_written(self) -> int:
@@ -185,7 +204,7 @@ class StreamDelivery:
         buf.records += len(records)
         buf.marks.append((buf.records, arrival))
         buf.last_arrival = arrival
-        if buf.size >= self.limit_bytes:
+        if buf.size >= buf.limit_bytes:
             self._flush()
 
     def _flush(self) -> None:
@@ -194,18 +213,18 @@ class StreamDelivery:
             return
         self._pending += 1
         self._objects.put_nowait(
-            _Object(self.stream.name, buf.chunks, buf.marks, buf.records, buf.first_arrival, buf.last_arrival)
+            _Object(self.stream, buf.chunks, buf.marks, buf.records, buf.first_arrival, buf.last_arrival)
         )
-        self._buffer = _Buffer()
+        self._buffer = self._new_buffer()
         self._has_data.clear()
 
     async def _timer(self) -> None:
         # One wake-up per buffer at its deadline; no polling.
         while True:
             await self._has_data.wait()
-            first = self._buffer.first_arrival
-            await asyncio.sleep(max(0.0, first + self.interval_s - time.time()))
-            if self._buffer.records and self._buffer.first_arrival == first:
+            buf = self._buffer
+            await asyncio.sleep(max(0.0, buf.first_arrival + buf.interval_s - time.time()))
+            if buf.records and self._buffer is buf:
                 self._flush()
 
     async def _write_loop(self) -> None:
@@ -221,7 +240,7 @@ class StreamDelivery:
     def _deliver(self, obj: _Object) -> None:
         outcome = self._process(obj)
         self.counts.dropped_records += outcome.dropped
-        dest = self.stream.destination
+        dest = obj.config.destination
         if isinstance(dest, S3Target) and dest.parquet is not None:
             self._deliver_parquet(dest, dest.parquet, obj, outcome)
         elif isinstance(dest, S3Target):
@@ -243,14 +262,14 @@ class StreamDelivery:
             self.counts.delivered_records += converted.rows
         now = time.time()
         envelopes = [
-            parquet.failure_envelope(record, message, obj.first_arrival, now, self.stream.name)
+            parquet.failure_envelope(record, message, obj.first_arrival, now, obj.config.name)
             for record, message in converted.failed
         ]
         self._write_errors(dest, obj, envelopes, parquet.FORMAT_CONVERSION_FAILED)
         self._write_errors(dest, obj, outcome.failed, keys.PROCESSING_FAILED)
 
     def _process(self, obj: _Object) -> Outcome:
-        processing = self.stream.processing
+        processing = obj.config.processing
         if processing is None or (self.transform is None and processing.delimiter is None):
             return Outcome(ok=obj.chunks)
         arrivals = obj.arrivals()
@@ -263,7 +282,7 @@ class StreamDelivery:
             outcome.ok = [record + delimiter for record in outcome.ok]
         return outcome
 
-    def _key(self, target: S3Target, at: float, error_type: str | None = None) -> str:
+    def _key(self, config: LocalStream, target: S3Target, at: float, error_type: str | None = None) -> str:
         when = keys.utc(at)
         prefix = target.prefix
         if error_type is not None:
@@ -271,9 +290,7 @@ class StreamDelivery:
             # (<Prefix><error-type>/YYYY/MM/DD/HH/); an expression Prefix always has one.
             # https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html
             prefix = target.error_prefix or target.prefix
-        name = keys.object_name(
-            self.stream.name, self.stream.version_id, when, target.gzip, target.file_extension
-        )
+        name = keys.object_name(config.name, config.version_id, when, target.gzip, target.file_extension)
         return f"{target.bucket}/{keys.expand_prefix(prefix, when, error_type)}{name}"
 
     def _write_s3(
@@ -290,9 +307,9 @@ class StreamDelivery:
         if target.gzip:
             data = gzip.compress(data, compresslevel=6)
         self.writer.write(
-            self._key(target, obj.first_arrival, error_type),
+            self._key(obj.config, target, obj.first_arrival, error_type),
             data,
-            stream=obj.stream,
+            stream=obj.config.name,
             destination=label,
             records=len(records) if records_count is None else records_count,
             first_arrival=obj.first_arrival,
@@ -320,11 +337,11 @@ class StreamDelivery:
             else:
                 rejected.append(_opensearch_failure(doc, arrival, index))
         if docs:
-            name = keys.object_name(self.stream.name, self.stream.version_id, at, False)
+            name = keys.object_name(obj.config.name, obj.config.version_id, at, False)
             self.writer.write(
                 f"{OPENSEARCH_DIR}/{index}/{name}.json",
                 b"".join(docs),
-                stream=obj.stream,
+                stream=obj.config.name,
                 destination="opensearch",
                 records=len(docs),
                 first_arrival=obj.first_arrival,
@@ -340,6 +357,7 @@ class StreamDelivery:
 
     async def close(self) -> None:
         """Deliver what is buffered and wait until every object is on disk."""
+        self._closed = True
         self._flush()
         self._objects.put_nowait(None)
         timer, writer = self._tasks

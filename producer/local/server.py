@@ -32,6 +32,7 @@ from producer.local.streams import (
     validate_name,
 )
 from producer.local.transform import Handler, TransformRunner, find_transform, load_handler
+from producer.local.update import updated_stream
 from producer.shipped import shipped_roots
 
 TARGET_PREFIX = "Firehose_20150804."
@@ -66,6 +67,10 @@ class LocalOptions:
     # Accept-everything mode for benchmarks: requests are validated and answered as usual, but
     # no quota applies and nothing is buffered or delivered, so the endpoint is never the limit.
     discard: bool = False
+    # Seconds an UpdateDestination takes to govern delivery: Describe shows the new version at
+    # once, buffering follows the old hints until then ("usually effective within a few
+    # minutes": https://docs.aws.amazon.com/firehose/latest/APIReference/API_UpdateDestination.html).
+    update_apply_delay_s: float = 0.0
 
 
 # No stream of any region gets near this; the discard mode must never throttle.
@@ -99,6 +104,7 @@ class LocalFirehose:
             "DescribeDeliveryStream": self._describe,
             "ListDeliveryStreams": self._list,
             "DeleteDeliveryStream": self._delete,
+            "UpdateDestination": self._update_destination,
             "PutRecord": self._put_record,
             "PutRecordBatch": self._put_record_batch,
         }
@@ -262,6 +268,20 @@ class LocalFirehose:
         self.quotas[stream.name] = self._quota_for(stream)
         self.records_accepted[stream.name] = 0
         return {"DeliveryStreamARN": stream.arn}
+
+    async def _update_destination(self, payload: dict[str, Any]) -> dict[str, Any]:
+        stream = self._stream(payload)
+        updated = updated_stream(stream, payload)
+        self.streams[stream.name] = updated
+        delivery = self.deliveries[stream.name]
+        delay = self.options.update_apply_delay_s
+        if delay > 0:
+            # Updates apply in the order they were made: every one waits the same delay.
+            asyncio.get_running_loop().call_later(delay, delivery.apply, updated)
+        else:
+            delivery.apply(updated)
+        log.info("stream %s: destination updated, version %s", stream.name, updated.version_id)
+        return {}
 
     async def _describe(self, payload: dict[str, Any]) -> dict[str, Any]:
         return {"DeliveryStreamDescription": self._stream(payload).describe()}
