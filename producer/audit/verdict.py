@@ -151,7 +151,8 @@ def recommend(entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         return {
             "setting": best["label"],
             "params": best["params"],
-            "line": f"recommended: {best['label']} (the cheapest setting meeting every target; {price})",
+            "line": f"recommended: {best['label']} {best.get('setting', '')} "
+            f"(the cheapest setting meeting every target; {price})",
         }
     unmet = [
         name

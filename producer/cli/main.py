@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from typer.exceptions import TyperException
 
-from producer import __version__, pipeline
+from producer import __version__
 from producer.bench import events as bench_events
 from producer.cli import audit as audit_commands
 from producer.cli import bench as bench_commands
@@ -59,21 +59,6 @@ class OnFull(StrEnum):
     drop = "drop"
 
 
-def _streams(given: list[str] | None, stack: str | None, target: Target) -> tuple[str, ...]:
-    """--stream names, else both streams of --stack's outputs, else the reference pipeline's."""
-    if given and stack:
-        raise UsageError("--stream and --stack both name the streams; pass one of them")
-    if given:
-        return tuple(given)
-    if stack:
-        if target.kind is TargetKind.LOCAL:
-            raise UsageError("--stack reads a CloudFormation stack in AWS: add --target aws --region R")
-        from producer.aws.cloudformation import stack_stream_names
-
-        return stack_stream_names(stack, target.region)
-    return pipeline.DEFAULT_STREAMS
-
-
 def _template(
     template: Path | None, params: list[str], target: Target, output_dir: Path
 ) -> tuple[Path | None, Path | None, tuple[str, ...]]:
@@ -99,17 +84,6 @@ def _template(
                 f"(looked in {template.parent}); pass --template FILE"
             )
     return prepare(template, params, target.region, output_dir / STATE_DIR)
-
-
-def _target(target: TargetChoice, endpoint_url: str | None, region: str | None) -> Target:
-    url = options.endpoint_url(endpoint_url)
-    if url is not None:
-        return Target(TargetKind.ENDPOINT, region or "us-east-1", url)
-    if target is TargetChoice.aws:
-        if not region:
-            raise UsageError("--target aws needs a region: pass --region or set AWS_REGION")
-        return Target(TargetKind.AWS, region)
-    return Target(TargetKind.LOCAL, region or "us-east-1")
 
 
 def _pack(
@@ -360,15 +334,17 @@ def run(
     from producer.workers import plan as worker_plan
 
     worker_count = worker_plan.parse_workers(workers, shard)
-    run_target = _target(target, endpoint_url, region)
-    run_streams = _streams(stream, stack, run_target)
+    run_target = options.target(target is TargetChoice.aws, endpoint_url, region)
+    run_streams = options.streams(stream, stack, run_target)
     local_config, local_transform, template_streams = _template(template, param or [], run_target, output_dir)
     config = RunConfig(
         profile=loaded,
         # Sharded: this producer's exact share; all shards' shares add up to the total.
         rate=shard.rate_share(rate if rate is not None else loaded.rate),
         duration_s=duration_s if duration_s is not None else loaded.duration_s,
-        streams=_streams(stream, stack, run_target) if not template_streams or stream else template_streams,
+        streams=options.streams(stream, stack, run_target)
+        if not template_streams or stream
+        else template_streams,
         target=run_target,
         output_dir=output_dir,
         dead_letter=dead_letter,

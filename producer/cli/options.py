@@ -12,6 +12,8 @@ from typing import Annotated
 
 import typer
 
+from producer import pipeline
+from producer.config import Target, TargetKind
 from producer.durations import parse_duration
 from producer.errors import UsageError
 
@@ -47,6 +49,34 @@ def at_least(option: str, value: int, low: int = 1) -> int:
 
 
 # --- Where records go -------------------------------------------------------------------------
+
+
+def target(aws: bool, endpoint_url_text: str | None, region: str | None) -> Target:
+    """--endpoint-url, else --target aws (which needs a region), else the embedded local Firehose."""
+    url = endpoint_url(endpoint_url_text)
+    if url is not None:
+        return Target(TargetKind.ENDPOINT, region or "us-east-1", url)
+    if aws:
+        if not region:
+            raise UsageError("--target aws needs a region: pass --region or set AWS_REGION")
+        return Target(TargetKind.AWS, region)
+    return Target(TargetKind.LOCAL, region or "us-east-1")
+
+
+def streams(given: list[str] | None, stack: str | None, run_target: Target) -> tuple[str, ...]:
+    """--stream names, else both streams of --stack's outputs, else the reference pipeline's."""
+    if given and stack:
+        raise UsageError("--stream and --stack both name the streams; pass one of them")
+    if given:
+        return tuple(given)
+    if stack:
+        if run_target.kind is TargetKind.LOCAL:
+            raise UsageError("--stack reads a CloudFormation stack in AWS: add --target aws --region R")
+        from producer.aws.cloudformation import stack_stream_names
+
+        return stack_stream_names(stack, run_target.region)
+    return pipeline.DEFAULT_STREAMS
+
 
 EndpointUrl = Annotated[
     str | None,
