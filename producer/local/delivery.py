@@ -1,10 +1,9 @@
-"""Buffering by BufferingHints and delivery into a folder laid out like S3.
+"""A stream's delivery pipeline (processor buffer, Lambda, destination and backup buffers; see
+producer/local/buffers.py) and delivery into a folder laid out like S3.
 
-An object is written when the buffer reaches SizeInMBs or the oldest buffered record is
-IntervalInSeconds old, whichever comes first, and on shutdown.
-https://docs.aws.amazon.com/firehose/latest/dev/create-configure.html (buffering hints)
-Memory stays bounded by the buffer size: at most ``max_pending`` full buffers wait for the
-writer, and ingest waits (backpressure) rather than queueing more.
+Objects are written when a destination buffer is flushed by its hints, and on shutdown.
+Memory stays bounded by the buffer sizes: at most ``max_pending`` full buffers wait for the
+function or the writer, and ingest waits (backpressure) rather than queueing more.
 """
 
 from __future__ import annotations
@@ -15,12 +14,13 @@ import gzip
 import os
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
 from producer.local import keys, parquet
+from producer.local.buffers import Buffer, BufferStage
 from producer.local.streams import LocalStream, OpenSearchTarget, S3Target
 from producer.local.transform import Outcome, TransformRunner
 
@@ -28,38 +28,34 @@ STATE_DIR = "_firehose"
 OPENSEARCH_DIR = "opensearch"
 
 
-@dataclass(slots=True)
-class _Buffer:
-    # The hints in force when the buffer opened; it keeps them until it is flushed, even if an
-    # UpdateDestination changes the stream's hints meanwhile.
-    limit_bytes: int
-    interval_s: float
-    chunks: list[bytes] = field(default_factory=list)
-    # (records buffered after this add, its arrival time): one entry per call, not per record.
-    marks: list[tuple[int, float]] = field(default_factory=list)
-    size: int = 0
-    records: int = 0
-    first_arrival: float = 0.0
-    last_arrival: float = 0.0
+@dataclass(frozen=True, slots=True)
+class _Object:
+    """A flushed destination or backup buffer on its way to the writer."""
+
+    # The stream's configuration when the buffer was flushed: where and how the object is written.
+    config: LocalStream
+    buffer: Buffer
+    # True once the Lambda processor ran (the records are its output); False: the writer runs
+    # what processing remains (AppendDelimiterToRecord).
+    processed: bool
+    backup: bool = False
+
+    @property
+    def first_arrival(self) -> float:
+        return self.buffer.first_arrival
+
+    @property
+    def last_arrival(self) -> float:
+        return self.buffer.last_arrival
 
 
 @dataclass(frozen=True, slots=True)
-class _Object:
-    # The stream's configuration when the buffer was flushed: where and how the object is written.
-    config: LocalStream
-    chunks: list[bytes]
-    marks: list[tuple[int, float]]
-    records: int
-    first_arrival: float
-    last_arrival: float
+class _LambdaBatch:
+    """A flushed processor buffer on its way to the function."""
 
-    def arrivals(self) -> list[float]:
-        out: list[float] = []
-        done = 0
-        for end, at in self.marks:
-            out.extend([at] * (end - done))
-            done = end
-        return out
+    config: LocalStream
+    transform: TransformRunner
+    buffer: Buffer
 
 
 class DeliveryLog:
@@ -135,7 +131,13 @@ class DeliveryCounts:
 
 
 class StreamDelivery:
-    """Buffers one stream's records and hands full buffers to a single writer task."""
+    """One stream's pipeline: the Lambda processor's buffer (when the stream has one), the
+    function, then the destination's buffer (and the AllDocuments backup's), each by its own
+    hints; full buffers go to a single writer task.
+
+    Latency is about processor wait + Lambda time + destination wait, and the destination size
+    counts transformed bytes (https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html).
+    """
 
     def __init__(
         self,
@@ -149,98 +151,177 @@ class StreamDelivery:
         self.transform = transform
         self.max_pending = max_pending
         self.counts = DeliveryCounts()
-        self._buffer = self._new_buffer()
+        name = stream.name
+        self._processor = BufferStage(f"{name}:processor", self._processor_hints, self._to_lambda)
+        self._destination = BufferStage(f"{name}:destination", self._destination_hints, self._to_writer)
+        self._backup = BufferStage(f"{name}:backup", self._backup_hints, self._to_backup_writer)
+        self._batches: asyncio.Queue[_LambdaBatch | None] = asyncio.Queue()
         self._objects: asyncio.Queue[_Object | None] = asyncio.Queue()
         self._pending = 0
         self._room = asyncio.Event()
         self._room.set()
-        self._has_data = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
 
-    def _new_buffer(self) -> _Buffer:
-        dest = self.stream.destination
-        return _Buffer(dest.buffer_bytes, dest.buffer_interval_s)
+    # --- hints, read when a buffer opens ----------------------------------------------------
 
-    def apply(self, stream: LocalStream) -> None:
-        """An UpdateDestination takes effect: buffers opened from now on use the new hints and
-        objects flushed from now on the new configuration; the open buffer keeps its hints."""
-        if self._closed:
-            return
-        self.stream = stream
-        if self.transform is not None and stream.processing is not None:
-            self.transform.buffer_bytes = stream.processing.buffer_bytes
-            self.transform.retries = stream.processing.retries
-        if not self._buffer.records:
-            self._buffer = self._new_buffer()
+    def _processor_hints(self) -> tuple[int, float]:
+        processing = self.stream.processing
+        if processing is None:
+            return 1, 0.0  # never used: no Lambda, no processor buffer
+        return processing.buffer_bytes, processing.buffer_interval_s
+
+    def _destination_hints(self) -> tuple[int, float]:
+        dest = self.stream.destination
+        return dest.buffer_bytes, dest.buffer_interval_s
+
+    def _backup_hints(self) -> tuple[int, float]:
+        dest = self.stream.destination
+        if isinstance(dest, OpenSearchTarget):
+            return dest.backup.buffer_bytes, dest.backup.buffer_interval_s
+        return dest.buffer_bytes, dest.buffer_interval_s
+
+    def _backs_up_all(self) -> bool:
+        dest = self.stream.destination
+        return isinstance(dest, OpenSearchTarget) and dest.backup_all
+
+    # --- life cycle -------------------------------------------------------------------------
 
     @property
     def objects_written(self) -> int:
         return self.counts.objects
 
     def start(self) -> None:
+        for stage in (self._processor, self._destination, self._backup):
+            stage.start()
         self._tasks = [
-            asyncio.create_task(self._timer(), name=f"buffer-timer:{self.stream.name}"),
+            asyncio.create_task(self._lambda_loop(), name=f"lambda:{self.stream.name}"),
             asyncio.create_task(self._write_loop(), name=f"writer:{self.stream.name}"),
         ]
+
+    def apply(self, stream: LocalStream, transform: TransformRunner | None = None) -> None:
+        """An UpdateDestination takes effect: buffers opened from now on use the new hints and
+        objects flushed from now on the new configuration; open buffers keep their hints."""
+        if self._closed:
+            return
+        if transform is None and self.transform is not None:
+            # The Lambda processor was removed: what waits for it still goes through it.
+            self._processor.flush()
+        self.stream = stream
+        self.transform = transform
+        for stage in (self._processor, self._destination, self._backup):
+            stage.rehint()
+
+    async def close(self) -> None:
+        """Deliver what is buffered, through every stage, and wait until every object is on disk."""
+        self._closed = True
+        lambda_loop, write_loop = self._tasks
+        self._processor.flush()
+        self._batches.put_nowait(None)
+        await lambda_loop
+        self._destination.flush()
+        self._backup.flush()
+        self._objects.put_nowait(None)
+        await write_loop
+        for stage in (self._processor, self._destination, self._backup):
+            await stage.stop()
+
+    # --- ingest -----------------------------------------------------------------------------
 
     @property
     def backlogged(self) -> bool:
         return self._pending >= self.max_pending
 
     async def wait_for_room(self) -> None:
-        """Ingest awaits this when full buffers are waiting for the writer (backpressure)."""
+        """Ingest awaits this when full buffers are waiting for the function or the writer
+        (backpressure)."""
         while self._pending >= self.max_pending:
             self._room.clear()
             await self._room.wait()
 
     def add(self, records: list[bytes], size: int, arrival: float) -> None:
-        buf = self._buffer
-        if not buf.records:
-            buf.first_arrival = arrival
-            self._has_data.set()
-        buf.chunks.extend(records)
-        buf.size += size
-        buf.records += len(records)
-        buf.marks.append((buf.records, arrival))
-        buf.last_arrival = arrival
-        if buf.size >= buf.limit_bytes:
-            self._flush()
-
-    def _flush(self) -> None:
-        buf = self._buffer
-        if not buf.records:
+        if self.transform is not None:
+            self._processor.add(records, size, arrival)
             return
-        self._pending += 1
-        self._objects.put_nowait(
-            _Object(self.stream, buf.chunks, buf.marks, buf.records, buf.first_arrival, buf.last_arrival)
-        )
-        self._buffer = self._new_buffer()
-        self._has_data.clear()
+        self._destination.add(records, size, arrival)
+        if self._backs_up_all():
+            self._backup.add(records, size, arrival)
 
-    async def _timer(self) -> None:
-        # One wake-up per buffer at its deadline; no polling.
-        while True:
-            await self._has_data.wait()
-            buf = self._buffer
-            await asyncio.sleep(max(0.0, buf.first_arrival + buf.interval_s - time.time()))
-            if buf.records and self._buffer is buf:
-                self._flush()
+    def oldest_arrival(self) -> float | None:
+        """The arrival time of the oldest record not yet handed to the writer, or None."""
+        waiting = [
+            at
+            for at in (
+                self._processor.oldest_arrival(),
+                self._destination.oldest_arrival(),
+                self._backup.oldest_arrival(),
+            )
+            if at is not None
+        ]
+        return min(waiting, default=None)
+
+    # --- between the stages -----------------------------------------------------------------
+
+    def _queued(self) -> None:
+        self._pending += 1
+
+    def _done(self) -> None:
+        self._pending -= 1
+        self._room.set()
+
+    def _to_lambda(self, buf: Buffer) -> None:
+        assert self.transform is not None
+        self._queued()
+        self._batches.put_nowait(_LambdaBatch(self.stream, self.transform, buf))
+
+    def _to_writer(self, buf: Buffer) -> None:
+        self._queued()
+        self._objects.put_nowait(_Object(self.stream, buf, processed=self.transform is not None))
+
+    def _to_backup_writer(self, buf: Buffer) -> None:
+        self._queued()
+        self._objects.put_nowait(_Object(self.stream, buf, processed=self.transform is not None, backup=True))
+
+    async def _lambda_loop(self) -> None:
+        while (batch := await self._batches.get()) is not None:
+            try:
+                outcome = await asyncio.to_thread(self._invoke, batch)
+                self.counts.dropped_records += outcome.dropped
+                first = batch.buffer.first_arrival
+                self._destination.add_processed(outcome.ok, outcome.ok_arrivals, outcome.failed, first)
+                if self._backs_up_all():
+                    self._backup.add_processed(outcome.ok, outcome.ok_arrivals, [], first)
+            finally:
+                self._done()
+
+    def _invoke(self, batch: _LambdaBatch) -> Outcome:
+        """The function over one processor buffer (in a thread), then AppendDelimiterToRecord."""
+        outcome = batch.transform.run(batch.buffer.chunks, batch.buffer.arrivals())
+        processing = batch.config.processing
+        if processing is not None and processing.delimiter is not None:
+            delimiter = processing.delimiter
+            outcome.ok = [record + delimiter for record in outcome.ok]
+        return outcome
 
     async def _write_loop(self) -> None:
         while (obj := await self._objects.get()) is not None:
             try:
                 await asyncio.to_thread(self._deliver, obj)
             finally:
-                self._pending -= 1
-                self._room.set()
+                self._done()
 
     # --- the writer thread -------------------------------------------------------------------
 
     def _deliver(self, obj: _Object) -> None:
         outcome = self._process(obj)
-        self.counts.dropped_records += outcome.dropped
         dest = obj.config.destination
+        if obj.backup:
+            assert isinstance(dest, OpenSearchTarget)
+            # AllDocuments: every document also goes to the S3 backup, one per line.
+            records = [r.rstrip(b"\r\n") + b"\n" for r in outcome.ok]
+            if records:
+                self._write_s3(dest.backup, obj, records, "s3-backup")
+            return
         if isinstance(dest, S3Target) and dest.parquet is not None:
             self._deliver_parquet(dest, dest.parquet, obj, outcome)
         elif isinstance(dest, S3Target):
@@ -269,18 +350,12 @@ class StreamDelivery:
         self._write_errors(dest, obj, outcome.failed, keys.PROCESSING_FAILED)
 
     def _process(self, obj: _Object) -> Outcome:
+        buf = obj.buffer
         processing = obj.config.processing
-        if processing is None or (self.transform is None and processing.delimiter is None):
-            return Outcome(ok=obj.chunks)
-        arrivals = obj.arrivals()
-        if self.transform is not None:
-            outcome = self.transform.run(obj.chunks, arrivals)
-        else:
-            outcome = Outcome(ok=obj.chunks, ok_arrivals=arrivals)
-        if processing.delimiter is not None:
-            delimiter = processing.delimiter
-            outcome.ok = [record + delimiter for record in outcome.ok]
-        return outcome
+        if obj.processed or processing is None or processing.delimiter is None:
+            return Outcome(ok=buf.chunks, ok_arrivals=buf.arrivals(), failed=buf.failed)
+        delimiter = processing.delimiter
+        return Outcome(ok=[record + delimiter for record in buf.chunks], ok_arrivals=buf.arrivals())
 
     def _key(self, config: LocalStream, target: S3Target, at: float, error_type: str | None = None) -> str:
         when = keys.utc(at)
@@ -349,21 +424,8 @@ class StreamDelivery:
             )
             self.counts.objects += 1
             self.counts.delivered_records += len(docs)
-        if dest.backup_all and outcome.ok:
-            # AllDocuments: every document also goes to the S3 backup, as delivered.
-            self._write_s3(dest.backup, obj, [r.rstrip(b"\r\n") + b"\n" for r in outcome.ok], "s3-backup")
         self._write_errors(dest.backup, obj, rejected, keys.OPENSEARCH_FAILED)
         self._write_errors(dest.backup, obj, outcome.failed, keys.PROCESSING_FAILED)
-
-    async def close(self) -> None:
-        """Deliver what is buffered and wait until every object is on disk."""
-        self._closed = True
-        self._flush()
-        self._objects.put_nowait(None)
-        timer, writer = self._tasks
-        timer.cancel()
-        await writer
-        await asyncio.gather(timer, return_exceptions=True)
 
 
 def _is_json_object(doc: bytes) -> bool:

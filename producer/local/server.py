@@ -274,12 +274,13 @@ class LocalFirehose:
         updated = updated_stream(stream, payload)
         self.streams[stream.name] = updated
         delivery = self.deliveries[stream.name]
+        transform = self._transform_for(updated)
         delay = self.options.update_apply_delay_s
         if delay > 0:
             # Updates apply in the order they were made: every one waits the same delay.
-            asyncio.get_running_loop().call_later(delay, delivery.apply, updated)
+            asyncio.get_running_loop().call_later(delay, delivery.apply, updated, transform)
         else:
-            delivery.apply(updated)
+            delivery.apply(updated, transform)
         log.info("stream %s: destination updated, version %s", stream.name, updated.version_id)
         return {}
 
