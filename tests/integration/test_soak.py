@@ -22,6 +22,7 @@ import pytest
 from producer import pipeline
 from producer.audit import apply
 from producer.audit import settings as vocabulary
+from producer.audit.parquet import rows_as_json
 from producer.errors import StreamUnusable
 from producer.firehose.client import ClientSettings, open_client
 from producer.local.process import ready_url
@@ -242,3 +243,35 @@ def test_a_stale_version_is_read_again_once_then_refused(serve: Serve) -> None:
     lines.clear()
     with pytest.raises(StreamUnusable, match="went stale twice"):
         _apply_with(serve.url, 2, 7, lines)
+
+
+def test_local_soak_runs_the_shipped_pipeline_and_latency_follows_the_intervals(tmp_path: Path) -> None:
+    """No endpoint: the embedded Firehose built from deploy/pipeline.yaml (Lambda transform,
+    Parquet, AllDocuments backup), each setting applied with UpdateDestination. A record waits
+    up to the processor's interval, then up to the destination's after the transform
+    (data-transformation.html), so p99 latency grows by about the intervals' growth."""
+    out = tmp_path / "out"
+    fast = "S3BufferIntervalSeconds=1,ProcessorBufferIntervalSeconds=1,OpenSearchBufferIntervalSeconds=1"
+    slow = "S3BufferIntervalSeconds=4,ProcessorBufferIntervalSeconds=3,OpenSearchBufferIntervalSeconds=1"
+    result = run_cli(
+        "soak", "--output-dir", str(out), "--profile", "mixed", "--duration", "4s", "--rate", "100",
+        "--flush-margin", "1s", "--compare", fast, "--compare", slow, "--json", "--quiet",
+        timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "(the shipped pipeline)" in result.stderr and "are as the soak found them" in result.stderr
+    report = orjson.loads(result.stdout)
+    p99 = [
+        {n: a["streams"][n]["latency_s"]["p99"] for n in pipeline.DEFAULT_STREAMS} for a in report["reports"]
+    ]
+    for audit in report["reports"]:
+        assert audit["clean"] is True, audit
+    # S3: processor 1 -> 3 s and destination 1 -> 4 s; OpenSearch: the processor's 2 s alone.
+    assert p99[1][S3] >= p99[0][S3] + 3.0, p99
+    assert p99[1][S3] <= 3 + 4 + 2.0, p99
+    assert p99[1][OPENSEARCH] >= p99[0][OPENSEARCH] + 1.2, p99
+    # The S3 stream wrote Parquet, with the fields the transform adds.
+    parquet = [p for p in out.rglob("*") if p.is_file() and p.read_bytes()[:4] == b"PAR1"]
+    assert parquet, sorted(str(p) for p in out.rglob("*"))
+    row = orjson.loads(next(rows_as_json(parquet[0].read_bytes())))
+    assert {"run_id", "seq", "processing_status", "user_category", "processed_timestamp"} <= set(row)
