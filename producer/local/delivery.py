@@ -21,6 +21,7 @@ import orjson
 
 from producer.local import keys, parquet
 from producer.local.buffers import Buffer, BufferStage
+from producer.local.metrics import StreamMetrics
 from producer.local.streams import LocalStream, OpenSearchTarget, S3Target
 from producer.local.transform import Outcome, TransformRunner
 
@@ -145,12 +146,14 @@ class StreamDelivery:
         writer: ObjectWriter,
         transform: TransformRunner | None = None,
         max_pending: int = 2,
+        metrics: StreamMetrics | None = None,
     ) -> None:
         self.stream = stream
         self.writer = writer
         self.transform = transform
         self.max_pending = max_pending
         self.counts = DeliveryCounts()
+        self.metrics = metrics or StreamMetrics()
         name = stream.name
         self._processor = BufferStage(f"{name}:processor", self._processor_hints, self._to_lambda)
         self._destination = BufferStage(f"{name}:destination", self._destination_hints, self._to_writer)
@@ -247,18 +250,21 @@ class StreamDelivery:
         if self._backs_up_all():
             self._backup.add(records, size, arrival)
 
-    def oldest_arrival(self) -> float | None:
-        """The arrival time of the oldest record not yet handed to the writer, or None."""
-        waiting = [
-            at
-            for at in (
-                self._processor.oldest_arrival(),
-                self._destination.oldest_arrival(),
-                self._backup.oldest_arrival(),
-            )
-            if at is not None
-        ]
-        return min(waiting, default=None)
+    def waiting_since(self) -> dict[str, float | None]:
+        """Per destination label of this stream: the arrival of its oldest record not yet
+        handed to the writer (DataFreshness), or None when nothing waits."""
+        processor = self._processor.oldest_arrival()
+
+        def oldest(stage: BufferStage) -> float | None:
+            found = [at for at in (processor, stage.oldest_arrival()) if at is not None]
+            return min(found, default=None)
+
+        if not isinstance(self.stream.destination, OpenSearchTarget):
+            return {"s3": oldest(self._destination)}
+        out = {"opensearch": oldest(self._destination)}
+        if self._backs_up_all():
+            out["s3-backup"] = oldest(self._backup)
+        return out
 
     # --- between the stages -----------------------------------------------------------------
 
@@ -381,16 +387,18 @@ class StreamDelivery:
         data = b"".join(records)
         if target.gzip:
             data = gzip.compress(data, compresslevel=6)
+        count = len(records) if records_count is None else records_count
         self.writer.write(
             self._key(obj.config, target, obj.first_arrival, error_type),
             data,
             stream=obj.config.name,
             destination=label,
-            records=len(records) if records_count is None else records_count,
+            records=count,
             first_arrival=obj.first_arrival,
             last_arrival=obj.last_arrival,
         )
         self.counts.objects += 1
+        self.metrics.delivered(label, count, len(data), obj.first_arrival, time.time())
 
     def _write_errors(self, target: S3Target, obj: _Object, envelopes: list[bytes], error_type: str) -> None:
         if not envelopes:
@@ -413,9 +421,10 @@ class StreamDelivery:
                 rejected.append(_opensearch_failure(doc, arrival, index))
         if docs:
             name = keys.object_name(obj.config.name, obj.config.version_id, at, False)
+            body = b"".join(docs)
             self.writer.write(
                 f"{OPENSEARCH_DIR}/{index}/{name}.json",
-                b"".join(docs),
+                body,
                 stream=obj.config.name,
                 destination="opensearch",
                 records=len(docs),
@@ -424,6 +433,7 @@ class StreamDelivery:
             )
             self.counts.objects += 1
             self.counts.delivered_records += len(docs)
+            self.metrics.delivered("opensearch", len(docs), len(body), obj.first_arrival, time.time())
         self._write_errors(dest.backup, obj, rejected, keys.OPENSEARCH_FAILED)
         self._write_errors(dest.backup, obj, outcome.failed, keys.PROCESSING_FAILED)
 
