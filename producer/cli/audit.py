@@ -203,6 +203,7 @@ def register(app: typer.Typer) -> None:
                 opensearch_url=options.endpoint_url(opensearch_url, "--opensearch-url"),
                 opensearch_index=opensearch_index,
             )
+        wait_s = options.duration("--cloudwatch-wait", cloudwatch_wait)
         plan = SoakPlan(
             load,
             output_dir,
@@ -214,7 +215,9 @@ def register(app: typer.Typer) -> None:
             targets=targets,
             audit=sources,
             apply_timeout_s=options.duration("--apply-timeout", apply_timeout, strict=True),
-            cloudwatch_wait_s=options.duration("--cloudwatch-wait", cloudwatch_wait),
+            cloudwatch_wait_s=wait_s,
+            # A few polls within the wait; AWS publishes a minute a few minutes late.
+            cloudwatch_poll_s=min(15.0, max(1.0, wait_s / 10)),
             log=log,
         )
         result = run_soak(plan)

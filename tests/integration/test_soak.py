@@ -18,6 +18,7 @@ from typing import Any
 import botocore.session
 import orjson
 import pytest
+from moto.server import ThreadedMotoServer
 
 from producer import pipeline
 from producer.audit import apply
@@ -110,16 +111,42 @@ A = "S3BufferIntervalSeconds=2,OpenSearchBufferSizeMiB=2"
 B = "S3BufferIntervalSeconds=3,ProcessorBufferSizeMB=0.5,OpenSearchBufferIntervalSeconds=2"
 
 
-def test_soak_applies_each_setting_and_leaves_the_streams_as_found(serve: Serve, tmp_path: Path) -> None:
-    before = _describe(serve.url)
-    stem = tmp_path / "report"
-    result = run_cli(
-        *_soak_args(serve, A, B),
-        "--max-freshness", "60s", "--min-object-size", "0.001", "--report", str(stem), "--json",
-        timeout=120,
-    )  # fmt: skip
+@pytest.fixture
+def moto_cloudwatch(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """moto's CloudWatch on 127.0.0.1, where botocore (so the soak) reads CloudWatch."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDWATCH", url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "t")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "t")
+    try:
+        yield url
+    finally:
+        server.stop()
+
+
+def test_soak_applies_each_setting_and_leaves_the_streams_as_found(
+    moto_cloudwatch: str, tmp_path: Path
+) -> None:
+    """A then B through UpdateDestination on a `local serve` that publishes its AWS/Firehose
+    metrics to moto's CloudWatch every second; the soak reads them back."""
+    serve = Serve(tmp_path / "out", f"--cloudwatch-endpoint-url={moto_cloudwatch}", "--cloudwatch-period=1s")
+    try:
+        before = _describe(serve.url)
+        stem = tmp_path / "report"
+        result = run_cli(
+            *_soak_args(serve, A, B),
+            "--max-freshness", "60s", "--min-object-size", "0.001", "--report", str(stem), "--json",
+            "--cloudwatch-wait", "30s",
+            timeout=120,
+        )  # fmt: skip
+        after = _describe(serve.url)
+    finally:
+        serve.stop()
     assert result.returncode == 0, result.stderr
-    after = _describe(serve.url)
+    assert "warning" not in result.stderr, result.stderr
     _as_found(before, after)
     # Each stream was changed (and changed back): its version moved on.
     assert all(int(after[n]["VersionId"]) > int(before[n]["VersionId"]) for n in before)
@@ -142,6 +169,14 @@ def test_soak_applies_each_setting_and_leaves_the_streams_as_found(serve: Serve,
             assert s["accepted"] == s["delivered_unique"] == audit["events_generated"] > 0
         assert entry["targets"]["max_freshness_s"]["met"] is True
         assert entry["cost_per_hour_usd"] > 0 and entry["s3_put_requests"] >= 1
+        # CloudWatch's figures, read back from moto: the sandbox published them.
+        assert entry["lambda_invocations_source"] == "cloudwatch" and entry["lambda_invocations"] >= 2
+        for name in pipeline.DEFAULT_STREAMS:
+            figures = entry["streams"][name]["cloudwatch"]
+            assert figures["freshness_max_s"] is not None and figures["freshness_max_s"] >= 0, figures
+            assert figures["bytes_per_second_limit"] > 0 and figures["incoming_bytes_per_s_peak"] > 0, figures
+        assert entry["streams"][OPENSEARCH]["cloudwatch"]["backup_freshness_max_s"] is not None
+        assert audit["cloudwatch"][S3]["IncomingRecords"], audit["cloudwatch"]
     assert report["recommendation"]["setting"] in ("#1", "#2")
     assert report["restored"] is True
     assert stem.with_suffix(".html").read_text().count("<svg") >= 3
