@@ -135,3 +135,11 @@ def test_an_unreachable_cloudwatch_is_missing_figures_within_the_bound(bad_cloud
     assert problem is not None and problem.startswith("unreachable") and "within 2s" in problem
     assert bad_cloudwatch.calls >= 1
     assert took < 2.0 + 3.0, took  # the bound, plus one call's own timeout at most
+
+
+def test_chart_axes_below_one_have_ticks() -> None:
+    """Median object sizes in MiB and costs per hour are often below 1: the axis needs ticks."""
+    from producer.audit import svg
+
+    drawn = svg.chart("cost", {"#1": [(0.0, 0.27)], "#2": [(1.0, 0.26)]}, "setting", "USD/hour", kind="bars")
+    assert ">0.1<" in drawn and ">0.2<" in drawn, drawn
