@@ -117,7 +117,8 @@ def render(reports: Sequence[AuditReport]) -> str:
 
 
 SOAK_HEADERS = (
-    "setting", "p99 s", "obj p50", "objects", "S3 PUTs", "Lambda", "CW fresh p50/max s", "$/hour", "targets",
+    "setting", "p99 s", "obj p50", "objects", "S3 PUTs", "Lambda", "CW fresh p50/max s", "in/limit", "$/hour",
+    "targets",
 )  # fmt: skip
 
 
@@ -134,6 +135,8 @@ def soak_row(e: dict[str, Any]) -> list[str]:
     cw = [r["cloudwatch"] for r in rows if r["cloudwatch"]]
     p50, top = _worst([c["freshness_p50_s"] for c in cw]), _worst([c["freshness_max_s"] for c in cw])
     fresh = "missing" if p50 is None or top is None else f"{p50:.0f}/{top:.0f}"
+    used = _worst([c["limit_used"] for c in cw])
+    share = "missing" if used is None else f"{used:.0%}"
     hour = e["cost_per_hour_usd"]
     targets = " ".join(f"{name}:{'ok' if t['met'] else 'NO'}" for name, t in e["targets"].items()) or "-"
     calls = f"{e['lambda_invocations']:,}" + ("~" if e["lambda_invocations_source"] == "estimated" else "")
@@ -145,6 +148,7 @@ def soak_row(e: dict[str, Any]) -> list[str]:
         f"{e['s3_put_requests']:,}",
         calls,
         fresh,
+        share,
         "-" if hour is None else f"{hour:.4f}",
         targets,
     ]
@@ -158,9 +162,11 @@ def render_soak(result: SoakResult) -> str:
         "",
         *(f"{e['label']}: {e.get('setting', '')}" for e in result.settings),
         *_table(rows),
-        "(~ estimated from the processor interval: CloudWatch was not read; $/hour: Firehose, "
-        "S3 PUT and Lambda requests at this load)",
+        "(~ estimated from the processor interval, CloudWatch had none; in/limit: the busiest minute's "
+        "IncomingBytes / BytesPerSecondLimit; $/hour: Firehose, S3 PUT and Lambda requests at this load)",
         result.recommendation["line"],
     ]
+    notes = {e["cloudwatch_note"] for e in result.settings if e.get("cloudwatch_note")}
+    lines[-1:-1] = [f"CloudWatch: {note}" for note in sorted(notes)]
     lines += [f"NOT RESTORED: {p}" for p in result.restore_problems]
     return "\n".join(lines) + "\n"

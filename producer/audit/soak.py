@@ -106,9 +106,11 @@ class SoakResult:
 
 
 class SoakInterrupted(LoadgenError):
-    """Ctrl-C or SIGTERM: the streams were restored; exit 130."""
+    """Ctrl-C or SIGTERM: the streams were restored; exit 128 + the signal's number (130, 143)."""
 
-    exit_code = 130
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.exit_code = 128 + signum
 
 
 def run_as_process(
@@ -163,13 +165,13 @@ def _interruptible() -> Iterator[None]:
     """SIGTERM raises like Ctrl-C does, so that both reach the restore."""
 
     def stop(signum: int, frame: FrameType | None) -> None:
-        raise SoakInterrupted(f"interrupted by {signal.Signals(signum).name}")
+        raise SoakInterrupted(signum)
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
         yield
     except KeyboardInterrupt:
-        raise SoakInterrupted("interrupted by SIGINT") from None
+        raise SoakInterrupted(signal.SIGINT) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -232,6 +234,7 @@ def _soak(plan: SoakPlan, url: str | None, fresh: bool) -> SoakResult:
             "--s3-bucket/--opensearch-url"
         )
     touched = sorted({name for each in plan.settings for name in each.params})
+    cloudwatch_down: list[str] = []
     reports: list[AuditReport] = []
     entries: list[dict[str, Any]] = []
     last_load_end = None if fresh else -1.0
@@ -245,7 +248,7 @@ def _soak(plan: SoakPlan, url: str | None, fresh: bool) -> SoakResult:
                     plan.log(f"setting #{number}: {setting.label}")
                     _apply(plan, url, apply.effective(setting, originals, touched), setting.label)
                 last_load_end = _drain(plan, before, last_load_end)
-                report, entry, last_load_end = _one(plan, url, setting, f"#{number}")
+                report, entry, last_load_end = _one(plan, url, setting, f"#{number}", cloudwatch_down)
                 reports.append(report)
                 entries.append(entry)
     finally:
@@ -304,7 +307,11 @@ def _drain(plan: SoakPlan, old: Mapping[str, Mapping[str, Any]], last_load_end: 
 
 
 def _one(
-    plan: SoakPlan, url: str | None, setting: vocabulary.Setting | None, label: str
+    plan: SoakPlan,
+    url: str | None,
+    setting: vocabulary.Setting | None,
+    label: str,
+    cloudwatch_down: list[str],
 ) -> tuple[AuditReport, dict[str, Any], float]:
     """One load, flush wait, audit and CloudWatch read: the report, its verdict entry, and when
     (time.monotonic) the load ended."""
@@ -334,11 +341,12 @@ def _one(
     report.label = label
     run_cost = data.get("cost") if isinstance(data.get("cost"), dict) else None
     report.cost = soak_cost(run_cost, report)
-    figures = _cloudwatch(plan, report, now, started, ended)
+    figures, note = _cloudwatch(plan, report, now, (started, ended), cloudwatch_down)
     configs = {name: vocabulary.current(d) for name, d in now.items()}
     params = setting.params if setting else {}
     entry = verdict.entry(report, params, configs, plan.region, figures, plan.targets)
     entry["setting"] = setting.label if setting else "as found"
+    entry["cloudwatch_note"] = note
     return report, entry, load_end
 
 
@@ -356,24 +364,37 @@ def soak_cost(run_cost: dict[str, Any] | None, report: AuditReport) -> dict[str,
 
 
 def _cloudwatch(
-    plan: SoakPlan, report: AuditReport, described: Mapping[str, Mapping[str, Any]], start: float, end: float
-) -> dict[str, dict[str, float | None]] | None:
+    plan: SoakPlan,
+    report: AuditReport,
+    described: Mapping[str, Mapping[str, Any]],
+    window: tuple[float, float],
+    down: list[str],
+) -> tuple[dict[str, dict[str, float | None]] | None, str | None]:
     """CloudWatch where botocore would read it: AWS, or AWS_ENDPOINT_URL_CLOUDWATCH. Polled until
     the run's last minute is published, at most ``cloudwatch_wait_s``; unreachable or empty is
-    one warning line and figures marked missing, never a failed or stalled soak."""
+    one warning line and figures marked missing, never a failed or stalled soak. An unreachable
+    CloudWatch is not asked again for the soak's later settings (``down``). Returns each
+    stream's figures, and why they are missing."""
     if not plan.aws and not os.environ.get("AWS_ENDPOINT_URL_CLOUDWATCH"):
-        return None
+        return None, "not read: no CloudWatch for this target (AWS, or AWS_ENDPOINT_URL_CLOUDWATCH)"
+    if down:
+        return None, down[0]
     kinds = {name: vocabulary.kind_of(d) for name, d in described.items()}
     series, problem = asyncio.run(
-        poll_cloudwatch(plan.region, kinds, start, end, plan.cloudwatch_wait_s, plan.cloudwatch_poll_s)
+        poll_cloudwatch(plan.region, kinds, *window, plan.cloudwatch_wait_s, plan.cloudwatch_poll_s)
     )
     if series:
         report.cloudwatch = series
-    if problem:
-        plan.log(f"warning: CloudWatch: {problem}; its figures are marked missing for {report.label}")
+    if problem and problem.startswith("unreachable"):
+        down.append(f"CloudWatch {problem}")
+        plan.log(
+            f"warning: CloudWatch {problem}; its figures are marked missing (not asked again in this soak)"
+        )
+    elif problem:
+        plan.log(f"warning: CloudWatch: {problem}; figures missing for {report.label}")
     if not series:
-        return None
-    return {name: cloudwatch.figures(metrics) for name, metrics in series.items()}
+        return None, problem
+    return {name: cloudwatch.figures(metrics) for name, metrics in series.items()}, problem
 
 
 async def poll_cloudwatch(

@@ -27,7 +27,7 @@ from producer.audit.parquet import rows_as_json
 from producer.errors import StreamUnusable
 from producer.firehose.client import ClientSettings, open_client
 from producer.local.process import ready_url
-from tests.helpers import REPO, run_cli
+from tests.helpers import REPO, SilentServer, run_cli
 
 TEMPLATE = REPO / "deploy" / "pipeline.yaml"
 # The shipped template with short intervals, so that a soak takes seconds.
@@ -214,6 +214,26 @@ def test_sigint_during_the_second_setting_restores_too(serve: Serve) -> None:
     _as_found(before, _describe(serve.url))
 
 
+def test_sigterm_restores_and_exits_143(serve: Serve) -> None:
+    before = _describe(serve.url)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "producer", *_soak_args(serve, A, duration="20s")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    assert proc.stderr is not None
+    seen = [proc.stderr.readline() for _ in range(3)]  # the setting, then each stream applied
+    assert sum(": applied " in line for line in seen) == 2, seen
+    proc.send_signal(signal.SIGTERM)
+    _, rest = proc.communicate(timeout=60)
+    err = "".join(seen) + rest
+    assert proc.returncode == 143, err
+    assert "interrupted by SIGTERM" in err and "are as the soak found them" in err, err
+    _as_found(before, _describe(serve.url))
+
+
 @pytest.mark.parametrize(
     ("extra", "says"),
     [
@@ -280,27 +300,41 @@ def test_a_stale_version_is_read_again_once_then_refused(serve: Serve) -> None:
         _apply_with(serve.url, 2, 7, lines)
 
 
-def test_local_soak_runs_the_shipped_pipeline_and_latency_follows_the_intervals(tmp_path: Path) -> None:
+def test_local_soak_runs_the_shipped_pipeline_and_latency_follows_the_intervals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """No endpoint: the embedded Firehose built from deploy/pipeline.yaml (Lambda transform,
     Parquet, AllDocuments backup), each setting applied with UpdateDestination. A record waits
     up to the processor's interval, then up to the destination's after the transform
-    (data-transformation.html), so p99 latency grows by about the intervals' growth."""
+    (data-transformation.html), so p99 latency grows by about the intervals' growth. CloudWatch
+    here never answers: one warning, figures missing, the soak goes on."""
+    stalled = SilentServer("stall")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDWATCH", stalled.url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "t")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "t")
     out = tmp_path / "out"
     fast = "S3BufferIntervalSeconds=1,ProcessorBufferIntervalSeconds=1,OpenSearchBufferIntervalSeconds=1"
     slow = "S3BufferIntervalSeconds=4,ProcessorBufferIntervalSeconds=3,OpenSearchBufferIntervalSeconds=1"
     result = run_cli(
         "soak", "--output-dir", str(out), "--profile", "mixed", "--duration", "4s", "--rate", "100",
         "--flush-margin", "1s", "--compare", fast, "--compare", slow, "--json", "--quiet",
+        "--cloudwatch-wait", "2s",
         timeout=120,
     )  # fmt: skip
+    stalled.close()
     assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: CloudWatch")]
+    assert len(warnings) == 1 and "unreachable" in warnings[0], result.stderr
+    assert stalled.calls >= 1
     assert "(the shipped pipeline)" in result.stderr and "are as the soak found them" in result.stderr
     report = orjson.loads(result.stdout)
     p99 = [
         {n: a["streams"][n]["latency_s"]["p99"] for n in pipeline.DEFAULT_STREAMS} for a in report["reports"]
     ]
-    for audit in report["reports"]:
+    for audit, entry in zip(report["reports"], report["settings"], strict=True):
         assert audit["clean"] is True, audit
+        assert all(row["cloudwatch"] is None for row in entry["streams"].values())
+        assert "unreachable" in entry["cloudwatch_note"] and entry["lambda_invocations_source"] == "estimated"
     # S3: processor 1 -> 3 s and destination 1 -> 4 s; OpenSearch: the processor's 2 s alone.
     assert p99[1][S3] >= p99[0][S3] + 3.0, p99
     assert p99[1][S3] <= 3 + 4 + 2.0, p99

@@ -5,8 +5,6 @@ resets the connection (a warning and missing figures, within the bound)."""
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +14,7 @@ import pytest
 from producer.audit import cloudwatch, verdict
 from producer.audit.soak import poll_cloudwatch
 from producer.telemetry import cost
+from tests.helpers import SilentServer
 
 
 def _entry(label: str, p99: float, median_mib: float, hour: float, clean: bool = True) -> dict[str, Any]:
@@ -84,40 +83,9 @@ def test_cloudwatch_figures_and_the_last_minute() -> None:
     assert not cloudwatch.published({"s": metrics}, end=185.0)
 
 
-class _BadServer:
-    """Accepts connections on 127.0.0.1 and either never answers or closes them at once."""
-
-    def __init__(self, mode: str) -> None:
-        self.mode = mode
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.held: list[socket.socket] = []
-        self.calls = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.calls += 1
-            conn.recv(65536)
-            if self.mode == "reset":
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-                conn.close()
-            else:
-                self.held.append(conn)
-
-    def close(self) -> None:
-        self.sock.close()
-        for conn in self.held:
-            conn.close()
-
-
 @pytest.fixture(params=["stall", "reset"])
-def bad_cloudwatch(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[_BadServer]:
-    server = _BadServer(request.param)
+def bad_cloudwatch(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[SilentServer]:
+    server = SilentServer(request.param)
     monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDWATCH", server.url)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "t")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "t")
@@ -125,7 +93,7 @@ def bad_cloudwatch(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
     server.close()
 
 
-def test_an_unreachable_cloudwatch_is_missing_figures_within_the_bound(bad_cloudwatch: _BadServer) -> None:
+def test_an_unreachable_cloudwatch_is_missing_figures_within_the_bound(bad_cloudwatch: SilentServer) -> None:
     started = time.monotonic()
     series, problem = asyncio.run(
         poll_cloudwatch("us-east-1", {"s": "s3"}, time.time() - 10, time.time(), wait_s=2.0, poll_s=0.5)
