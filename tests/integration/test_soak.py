@@ -319,16 +319,21 @@ def test_local_soak_runs_the_shipped_pipeline_and_latency_follows_the_intervals(
     result = run_cli(
         "soak", "--output-dir", str(out), "--profile", "mixed", "--duration", "4s", "--rate", "100",
         "--flush-margin", "1s", "--compare", fast, "--compare", slow, "--json", "--quiet",
-        "--cloudwatch-wait", "2s",
+        "--cloudwatch-wait", "2s", "--max-freshness", "1s",
         timeout=120,
     )  # fmt: skip
     stalled.close()
-    assert result.returncode == 0, result.stderr
+    # No setting delivers within 1 s at these intervals: no recommendation, exit 5.
+    assert result.returncode == 5, result.stderr
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: CloudWatch")]
     assert len(warnings) == 1 and "unreachable" in warnings[0], result.stderr
     assert stalled.calls >= 1
     assert "(the shipped pipeline)" in result.stderr and "are as the soak found them" in result.stderr
     report = orjson.loads(result.stdout)
+    assert report["recommendation"]["setting"] is None and report["recommendation"]["unmet"] == [
+        "max_freshness_s"
+    ]
+    assert "no setting met --max-freshness (closest: p99 latency" in report["recommendation"]["line"]
     p99 = [
         {n: a["streams"][n]["latency_s"]["p99"] for n in pipeline.DEFAULT_STREAMS} for a in report["reports"]
     ]
