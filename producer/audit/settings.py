@@ -211,12 +211,13 @@ def kind_of(description: Mapping[str, Any]) -> Kind:
 
 
 def current(description: Mapping[str, Any]) -> dict[str, float]:
-    """The soak parameters' values in this stream as described (API defaults where left out)."""
+    """The soak parameters' values in this stream as described (API defaults where left out;
+    no processor parameters for a stream without a Lambda processor)."""
     _, key, dest = destination(description)
     kind = KIND_OF[key]
     out: dict[str, float] = {}
     for name, param in PARAMS.items():
-        if kind not in param.kinds:
+        if kind not in param.kinds or (param.section == "processor" and not _lambda_processors(dest)):
             continue
         value = _read(dest, key, param)
         out[name] = DEFAULTS[(param.section, param.field)] if value is None else value

@@ -187,3 +187,12 @@ def test_restore_puts_back_the_sections_that_differ() -> None:
 def test_every_parameter_is_a_template_parameter() -> None:
     assert set(vocabulary.PARAMS) <= set(RANGES)
     assert all(low is not None and high is not None for low, high in RANGES.values())
+
+
+def test_a_stream_without_a_processor_has_no_processor_values() -> None:
+    plain = s3_description()
+    del plain["Destinations"][0]["ExtendedS3DestinationDescription"]["ProcessingConfiguration"]
+    assert "ProcessorBufferIntervalSeconds" not in vocabulary.current(plain)
+    assert "ProcessorBufferIntervalSeconds" in vocabulary.current(s3_description())
+    with pytest.raises(UsageError, match="has no Lambda processor"):
+        vocabulary.applies(vocabulary.parse("ProcessorBufferIntervalSeconds=5"), {"s": plain})
