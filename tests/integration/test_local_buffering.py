@@ -165,3 +165,25 @@ async def test_all_documents_backup_follows_its_own_hints(tmp_path: Path) -> Non
         await fh.put_record_batch(DeliveryStreamName="os", Records=[{"Data": b'{"a": 2}\n'}])
         backup = await _next_object(local, "s3-backup", 1)
         assert 1.0 - EARLY_S <= _latency(backup) <= 1.0 + LATE_S
+
+
+async def test_a_lambda_added_by_update_runs_for_the_records_after_it(tmp_path: Path) -> None:
+    handler = tmp_path / "grow.py"
+    handler.write_text(GROW)
+    options = LocalOptions(output_dir=tmp_path / "out", transform_path=handler)
+    async with _serve(options) as (local, fh):
+        await fh.create_delivery_stream(**pipeline.s3_stream_request("later", interval_s=1))
+        await fh.put_record_batch(DeliveryStreamName="later", Records=[{"Data": b"ab"}])
+        assert (await _next_object(local, "s3", 0))["bytes"] == 2
+        description, _ = await _describe_s3(fh, "later")
+        await fh.update_destination(
+            DeliveryStreamName="later",
+            CurrentDeliveryStreamVersionId=description["VersionId"],
+            DestinationId=description["Destinations"][0]["DestinationId"],
+            ExtendedS3DestinationUpdate={"ProcessingConfiguration": lambda_processing(interval_s="0")},
+        )
+        await fh.put_record_batch(DeliveryStreamName="later", Records=[{"Data": b"ab"}])
+        transformed = await _next_object(local, "s3", 1)
+        assert transformed["bytes"] == 16
+        # Zero buffering before the function (1 s) plus the destination's 1 s.
+        assert 2.0 - EARLY_S <= _latency(transformed) <= 2.0 + LATE_S
