@@ -42,6 +42,8 @@ class Buffer:
     last_arrival: float = 0.0
     # Error-record envelopes (processing failures) that ride along to this buffer's flush.
     failed: list[bytes] = field(default_factory=list)
+    # True when the records are a Lambda processor's output (add_processed), not raw input.
+    processed: bool = False
 
     @property
     def empty(self) -> bool:
@@ -133,6 +135,7 @@ class BufferStage:
         buf = self.buffer
         if buf.empty:
             self._open(buf, min(arrivals[0], first_arrival) if arrivals else first_arrival)
+        buf.processed = True
         buf.failed.extend(failed)
         previous: float | None = None
         for record, at in zip(records, arrivals, strict=True):

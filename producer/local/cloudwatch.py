@@ -58,6 +58,7 @@ class CloudWatchPublisher:
         self.collect = collect
         self.clock = clock
         self.published_calls = 0
+        self.failed_periods = 0
         self._stack = contextlib.AsyncExitStack()
         self._client: Any = None
         self._stopping = asyncio.Event()
@@ -82,7 +83,8 @@ class CloudWatchPublisher:
         done, _ = await asyncio.wait({self._task}, timeout=limit)
         if not done:
             self._task.cancel()
-            log.warning("CloudWatch PutMetricData: the last period was not published within %gs", limit)
+            if self._failing is None:
+                log.warning("CloudWatch PutMetricData: the last period was not published within %gs", limit)
         await asyncio.gather(self._task, return_exceptions=True)
         self._task = None
         await self._stack.aclose()
@@ -118,9 +120,11 @@ class CloudWatchPublisher:
         except clients.SDK_ERRORS as exc:
             problem = str(clients.explain(exc, "CloudWatch PutMetricData"))
         where = self.settings.endpoint_url
-        if problem is not None and problem != self._failing:
-            # One line per kind of failure, not one per period.
-            log.warning("%s (%s); this period's metrics are dropped", problem, where)
+        if problem is not None:
+            self.failed_periods += 1
+        if problem is not None and self._failing is None:
+            # One line when publishing starts failing, not one per period.
+            log.warning("%s (%s); metrics are dropped until it works again", problem, where)
         elif problem is None and self._failing is not None:
             log.warning("CloudWatch PutMetricData works again (%s)", where)
         self._failing = problem

@@ -35,10 +35,9 @@ class _Object:
 
     # The stream's configuration when the buffer was flushed: where and how the object is written.
     config: LocalStream
+    # buffer.processed: the Lambda processor ran (the records are its output); else the writer
+    # runs what processing remains (AppendDelimiterToRecord).
     buffer: Buffer
-    # True once the Lambda processor ran (the records are its output); False: the writer runs
-    # what processing remains (AppendDelimiterToRecord).
-    processed: bool
     backup: bool = False
 
     @property
@@ -282,11 +281,11 @@ class StreamDelivery:
 
     def _to_writer(self, buf: Buffer) -> None:
         self._queued()
-        self._objects.put_nowait(_Object(self.stream, buf, processed=self.transform is not None))
+        self._objects.put_nowait(_Object(self.stream, buf))
 
     def _to_backup_writer(self, buf: Buffer) -> None:
         self._queued()
-        self._objects.put_nowait(_Object(self.stream, buf, processed=self.transform is not None, backup=True))
+        self._objects.put_nowait(_Object(self.stream, buf, backup=True))
 
     async def _lambda_loop(self) -> None:
         while (batch := await self._batches.get()) is not None:
@@ -358,7 +357,7 @@ class StreamDelivery:
     def _process(self, obj: _Object) -> Outcome:
         buf = obj.buffer
         processing = obj.config.processing
-        if obj.processed or processing is None or processing.delimiter is None:
+        if buf.processed or processing is None or processing.delimiter is None:
             return Outcome(ok=buf.chunks, ok_arrivals=buf.arrivals(), failed=buf.failed)
         delimiter = processing.delimiter
         return Outcome(ok=[record + delimiter for record in buf.chunks], ok_arrivals=buf.arrivals())

@@ -5,7 +5,6 @@ own hints. Short intervals, against a real server on 127.0.0.1 through aiobotoco
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,16 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiobotocore.session import get_session
 
 from producer import pipeline
-from producer.local.delivery import STATE_DIR
 from producer.local.server import LocalFirehose, LocalOptions
 from producer.local.template import prepare
 from tests.helpers import REPO
+from tests.integration.local_support import firehose_client, lambda_processing, next_object
 
 SHIPPED = REPO / "deploy" / "pipeline.yaml"
-LAMBDA_ARN = "arn:aws:lambda:us-east-1:000000000000:function:transform"
 # Delivery can never be earlier than the hints allow; how much later depends on the machine.
 EARLY_S = 0.05
 LATE_S = 2.0
@@ -42,37 +39,14 @@ def lambda_handler(event, context):
 
 @asynccontextmanager
 async def _serve(options: LocalOptions) -> AsyncIterator[tuple[LocalFirehose, Any]]:
-    async with (
-        LocalFirehose(options) as local,
-        get_session().create_client(
-            "firehose",
-            region_name="us-east-1",
-            endpoint_url=local.url,
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        ) as fh,
-    ):
+    async with LocalFirehose(options) as local, firehose_client(local.url) as fh:
         yield local, fh
-
-
-def _log(local: LocalFirehose) -> list[dict[str, Any]]:
-    path = local.options.output_dir / STATE_DIR / "delivery-log.jsonl"
-    if not path.exists():
-        return []
-    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
 
 
 async def _next_object(
     local: LocalFirehose, destination: str, seen: int, timeout_s: float = 15.0
 ) -> dict[str, Any]:
-    """The first delivery-log entry for ``destination`` after the first ``seen`` ones."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        entries = [e for e in _log(local) if e["destination"] == destination]
-        if len(entries) > seen:
-            return entries[seen]
-        assert time.monotonic() < deadline, f"no {destination} object after {timeout_s}s"
-        await asyncio.sleep(0.05)
+    return await next_object(local.options.output_dir, destination, seen, timeout_s)
 
 
 def _latency(entry: dict[str, Any]) -> float:
@@ -143,19 +117,7 @@ async def test_destination_size_counts_transformed_bytes(tmp_path: Path) -> None
     handler.write_text(GROW)
     options = LocalOptions(output_dir=tmp_path / "out", transform_path=handler)
     body = pipeline.s3_stream_request("grow", interval_s=900, size_mib=1)
-    body["ExtendedS3DestinationConfiguration"]["ProcessingConfiguration"] = {
-        "Enabled": True,
-        "Processors": [
-            {
-                "Type": "Lambda",
-                "Parameters": [
-                    {"ParameterName": "LambdaArn", "ParameterValue": LAMBDA_ARN},
-                    {"ParameterName": "BufferSizeInMBs", "ParameterValue": "0.2"},
-                    {"ParameterName": "BufferIntervalInSeconds", "ParameterValue": "900"},
-                ],
-            }
-        ],
-    }
+    body["ExtendedS3DestinationConfiguration"]["ProcessingConfiguration"] = lambda_processing("0.2", "900")
     async with _serve(options) as (local, fh):
         await fh.create_delivery_stream(**body)
         # 300 KB in: the 0.2 MB processor buffer is full at once; 2.4 MB come out of the
@@ -203,3 +165,25 @@ async def test_all_documents_backup_follows_its_own_hints(tmp_path: Path) -> Non
         await fh.put_record_batch(DeliveryStreamName="os", Records=[{"Data": b'{"a": 2}\n'}])
         backup = await _next_object(local, "s3-backup", 1)
         assert 1.0 - EARLY_S <= _latency(backup) <= 1.0 + LATE_S
+
+
+async def test_a_lambda_added_by_update_runs_for_the_records_after_it(tmp_path: Path) -> None:
+    handler = tmp_path / "grow.py"
+    handler.write_text(GROW)
+    options = LocalOptions(output_dir=tmp_path / "out", transform_path=handler)
+    async with _serve(options) as (local, fh):
+        await fh.create_delivery_stream(**pipeline.s3_stream_request("later", interval_s=1))
+        await fh.put_record_batch(DeliveryStreamName="later", Records=[{"Data": b"ab"}])
+        assert (await _next_object(local, "s3", 0))["bytes"] == 2
+        description, _ = await _describe_s3(fh, "later")
+        await fh.update_destination(
+            DeliveryStreamName="later",
+            CurrentDeliveryStreamVersionId=description["VersionId"],
+            DestinationId=description["Destinations"][0]["DestinationId"],
+            ExtendedS3DestinationUpdate={"ProcessingConfiguration": lambda_processing(interval_s="0")},
+        )
+        await fh.put_record_batch(DeliveryStreamName="later", Records=[{"Data": b"ab"}])
+        transformed = await _next_object(local, "s3", 1)
+        assert transformed["bytes"] == 16
+        # Zero buffering before the function (1 s) plus the destination's 1 s.
+        assert 2.0 - EARLY_S <= _latency(transformed) <= 2.0 + LATE_S

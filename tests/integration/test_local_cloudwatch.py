@@ -7,40 +7,24 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import botocore.session
 import pytest
-from moto.server import ThreadedMotoServer
 
 from producer import pipeline
 from producer.local.quotas import QuotaOverrides
 from producer.local.server import LocalOptions
 from tests.helpers import ThreadedLocalFirehose
+from tests.integration.local_support import lambda_processing
 
-LAMBDA_ARN = "arn:aws:lambda:us-east-1:000000000000:function:transform"
 PASS_THROUGH = """
 def lambda_handler(event, context):
     records = event["records"]
     return {"records": [{"recordId": r["recordId"], "result": "Ok", "data": r["data"]} for r in records]}
 """
-
-
-@pytest.fixture
-def moto_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    # The sandbox signs its PutMetricData with the usual credential chain; moto takes any key.
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "loadgen-local")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "loadgen-local-secret")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 def _client(service: str, url: str) -> Any:
@@ -49,18 +33,7 @@ def _client(service: str, url: str) -> Any:
 
 def _s3_with_lambda(name: str) -> dict[str, Any]:
     body = pipeline.s3_stream_request(name, interval_s=1)
-    body["ExtendedS3DestinationConfiguration"]["ProcessingConfiguration"] = {
-        "Enabled": True,
-        "Processors": [
-            {
-                "Type": "Lambda",
-                "Parameters": [
-                    {"ParameterName": "LambdaArn", "ParameterValue": LAMBDA_ARN},
-                    {"ParameterName": "BufferIntervalInSeconds", "ParameterValue": "1"},
-                ],
-            }
-        ],
-    }
+    body["ExtendedS3DestinationConfiguration"]["ProcessingConfiguration"] = lambda_processing(interval_s="1")
     return body
 
 
@@ -168,9 +141,10 @@ def _closed_port() -> int:
 def test_unreachable_cloudwatch_is_one_warning_and_delivery_goes_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "loadgen-local")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "loadgen-local-secret")
-    # Refused connections, no retries to wait for: botocore's own retries stay as they are.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    # Refused connections; one attempt per call (botocore's retries would stretch each period).
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     options = LocalOptions(
         output_dir=tmp_path / "out",
         cloudwatch_endpoint_url=f"http://127.0.0.1:{_closed_port()}",
@@ -187,9 +161,17 @@ def test_unreachable_cloudwatch_is_one_warning_and_delivery_goes_on(
             while server.server.deliveries["no-cw"].counts.delivered_records < 5:
                 assert time.monotonic() < deadline, "delivery stalled behind the metrics"
                 time.sleep(0.05)
-            time.sleep(1.5)
+            publisher = server.server.publisher
+            assert publisher is not None
+            while publisher.failed_periods < 3:
+                assert time.monotonic() < deadline, "the publisher stopped trying"
+                time.sleep(0.05)
     finally:
         server.stop()
-    warnings = [r.getMessage() for r in caplog.records if r.name == "producer.local.cloudwatch"]
+    warnings = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "producer.local.cloudwatch" and r.levelno >= logging.WARNING
+    ]
     assert len(warnings) == 1, warnings
     assert "PutMetricData" in warnings[0] and "\n" not in warnings[0]

@@ -12,31 +12,15 @@ from typing import Any
 
 import orjson
 import pytest
-from aiobotocore.session import get_session
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from producer import pipeline
-from producer.local.delivery import STATE_DIR
 from producer.local.server import LocalFirehose, LocalOptions
-
-LAMBDA_ARN = "arn:aws:lambda:us-east-1:000000000000:function:transform"
+from tests.integration.local_support import delivery_log, firehose_client, lambda_processing, next_object
 
 
 def _processing(size_mb: str = "1", interval_s: str = "60") -> dict[str, Any]:
-    return {
-        "Enabled": True,
-        "Processors": [
-            {
-                "Type": "Lambda",
-                "Parameters": [
-                    {"ParameterName": "LambdaArn", "ParameterValue": LAMBDA_ARN},
-                    {"ParameterName": "BufferSizeInMBs", "ParameterValue": size_mb},
-                    {"ParameterName": "BufferIntervalInSeconds", "ParameterValue": interval_s},
-                ],
-            }
-        ],
-    }
+    return lambda_processing(size_mb, interval_s)
 
 
 def _parquet_request(name: str) -> dict[str, Any]:
@@ -68,16 +52,8 @@ async def local(tmp_path: Path) -> AsyncIterator[LocalFirehose]:
 
 @pytest.fixture
 async def fh(local: LocalFirehose) -> AsyncIterator[Any]:
-    session = get_session()
-    async with session.create_client(
-        "firehose",
-        region_name="us-east-1",
-        endpoint_url=local.url,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        # The server's own checks are under test: botocore's client-side range checks are off.
-        config=Config(parameter_validation=False, retries={"total_max_attempts": 1}),
-    ) as client:
+    # The server's own checks are under test: botocore's client-side range checks are off.
+    async with firehose_client(local.url, validate=False) as client:
         yield client
 
 
@@ -273,20 +249,12 @@ async def test_zero_interval_is_refused_at_create_where_aws_refuses_it(
 
 
 def _log(local: LocalFirehose) -> list[dict[str, Any]]:
-    path = local.options.output_dir / STATE_DIR / "delivery-log.jsonl"
-    if not path.exists():
-        return []
-    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+    return delivery_log(local.options.output_dir)
 
 
-async def _wait_for_objects(
-    local: LocalFirehose, count: int, timeout_s: float = 10.0
-) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout_s
-    while len(entries := _log(local)) < count:
-        assert time.monotonic() < deadline, f"{len(entries)} objects, waited for {count}"
-        await asyncio.sleep(0.05)
-    return entries
+async def _wait_for_objects(local: LocalFirehose, count: int) -> list[dict[str, Any]]:
+    await next_object(local.options.output_dir, "s3", count - 1, timeout_s=10)
+    return _log(local)
 
 
 async def test_new_hints_govern_new_buffers_only(local: LocalFirehose, fh: Any) -> None:
@@ -306,26 +274,16 @@ async def test_new_hints_govern_new_buffers_only(local: LocalFirehose, fh: Any) 
 
 async def test_apply_delay_keeps_the_old_hints_for_a_while(tmp_path: Path) -> None:
     options = LocalOptions(output_dir=tmp_path / "out", update_apply_delay_s=1.5)
-    async with LocalFirehose(options) as local:
-        session = get_session()
-        async with session.create_client(
-            "firehose",
-            region_name="us-east-1",
-            endpoint_url=local.url,
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        ) as fh:
-            await fh.create_delivery_stream(**pipeline.s3_stream_request("slow", interval_s=1))
-            await _update(
-                fh, "slow", ExtendedS3DestinationUpdate={"BufferingHints": {"IntervalInSeconds": 900}}
-            )
-            described = (await _describe(fh, "slow"))["Destinations"][0]["ExtendedS3DestinationDescription"]
-            assert described["BufferingHints"]["IntervalInSeconds"] == 900  # shown at once
-            await fh.put_record_batch(DeliveryStreamName="slow", Records=[{"Data": b"early\n"}])
-            [early] = await _wait_for_objects(local, 1)  # still the old 1 s interval
-            assert early["delivered_at"] - early["first_arrival"] < 1.4
-            await asyncio.sleep(1.6 - (time.time() - early["first_arrival"]))
-            await fh.put_record_batch(DeliveryStreamName="slow", Records=[{"Data": b"late\n"}])
-            await asyncio.sleep(1.5)
-            assert len(_log(local)) == 1, "after the delay the 900 s interval governs"
+    async with LocalFirehose(options) as local, firehose_client(local.url) as fh:
+        await fh.create_delivery_stream(**pipeline.s3_stream_request("slow", interval_s=1))
+        await _update(fh, "slow", ExtendedS3DestinationUpdate={"BufferingHints": {"IntervalInSeconds": 900}})
+        described = (await _describe(fh, "slow"))["Destinations"][0]["ExtendedS3DestinationDescription"]
+        assert described["BufferingHints"]["IntervalInSeconds"] == 900  # shown at once
+        await fh.put_record_batch(DeliveryStreamName="slow", Records=[{"Data": b"early\n"}])
+        [early] = await _wait_for_objects(local, 1)  # still the old 1 s interval
+        assert early["delivered_at"] - early["first_arrival"] < 1.4
+        await asyncio.sleep(1.6 - (time.time() - early["first_arrival"]))
+        await fh.put_record_batch(DeliveryStreamName="slow", Records=[{"Data": b"late\n"}])
+        await asyncio.sleep(1.5)
+        assert len(_log(local)) == 1, "after the delay the 900 s interval governs"
     assert len(_log(local)) == 2, "stop delivers the buffered record"
