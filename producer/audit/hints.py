@@ -91,14 +91,15 @@ def check(objects: Sequence[ObjectStat], hints: BufferHints) -> HintCheck | None
     window = max(last for _, last in spans) - min(first for first, _ in spans)
     total = sum(o.bytes for o in objects)
     by_size = sum(1 for o in objects if o.bytes >= hints.size_bytes)
-    low = max(1, math.floor(window / (hints.interval_s + SPAN_TOLERANCE_S)) if not by_size else 1)
+    # One object holds at most interval + processor interval of arrivals (see BufferHints).
+    span = hints.interval_s + hints.processor_interval_s + SPAN_TOLERANCE_S
+    low = max(1, math.floor(window / span) if not by_size else 1)
     high = math.ceil(window / hints.interval_s) + 1 + math.ceil(total / hints.size_bytes)
     problems: list[str] = []
-    longest = hints.interval_s + hints.processor_interval_s + SPAN_TOLERANCE_S
     long_spans = [
         o.key
         for o in objects
-        if o.first_arrival and o.last_arrival and o.last_arrival - o.first_arrival > longest
+        if o.first_arrival and o.last_arrival and o.last_arrival - o.first_arrival > span
     ]
     if long_spans:
         problems.append(f"{len(long_spans)} objects hold arrivals longer apart than the interval")

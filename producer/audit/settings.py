@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import copy
 import difflib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -331,14 +331,6 @@ def shows(description: Mapping[str, Any], params: Mapping[str, float]) -> bool:
     return all(values[n] == v for n, v in params.items() if n in values)
 
 
-def comparable(description: Mapping[str, Any]) -> dict[str, Any]:
-    """A description without what every update changes (VersionId, LastUpdateTimestamp)."""
-    out = copy.deepcopy(dict(description))
-    for key in ("VersionId", "LastUpdateTimestamp"):
-        out.pop(key, None)
-    return out
-
-
 def _section(dest: Mapping[str, Any], key: str, section: str) -> Any:
     if section == "hints":
         return dest.get("BufferingHints")
@@ -378,8 +370,3 @@ def _request(
         "DestinationId": destination_id,
         UPDATE_KEY[key]: update,
     }
-
-
-def describe_changes(params: Mapping[str, float], names: Sequence[str]) -> str:
-    """``S3BufferIntervalSeconds 300 -> 60`` style text for the log (values of ``names``)."""
-    return ", ".join(f"{n}={_text(params[n])}" for n in names if n in params)

@@ -104,3 +104,9 @@ def test_hints_from_description() -> None:
     assert result is not None and not any("longer apart" in p for p in result.problems), result
     result = check(spanning, BufferHints(5.0, 3))
     assert result is not None and any("longer apart" in p for p in result.problems), result
+    # Fewer objects than window / interval: each holds up to processor + destination interval.
+    fewer = [_obj(t * 20.0, 19.0, 1000) for t in range(3)]  # 59 s in 3 objects at 10 s + 10 s
+    result = check(fewer, BufferHints(10.0, 3, 10.0))
+    assert result is not None and result.consistent, result
+    result = check(fewer, BufferHints(10.0, 3))
+    assert result is not None and not result.consistent, result
