@@ -37,3 +37,20 @@ def local_firehose(tmp_path: Path) -> Iterator[ThreadedLocalFirehose]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def moto_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """moto's server (S3, CloudWatch, ...) on 127.0.0.1 in a thread. Code under test signs with
+    the usual credential chain, so the environment gets keys moto accepts."""
+    from moto.server import ThreadedMotoServer
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()

@@ -1,31 +1,14 @@
-"""The streams' buffering hints: DescribeDeliveryStream through the producer's client, or, for a
-run on the embedded target, the reference requests it created its streams with."""
+"""The buffering hints of a run on the embedded target: as its summary recorded them, or the
+reference requests it created its streams with. (The soak reads live streams' hints with
+DescribeDeliveryStream: audit/apply.py.)"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from producer.audit.hints import BufferHints, from_description
-from producer.errors import UsageError
-from producer.firehose.client import ClientSettings, open_client
-from producer.firehose.errors import ApiError, TransportError
+from producer.audit.hints import BufferHints
 from producer.streams.resolution import buffer_hints
 from producer.summary import RunSummary
-
-
-async def describe_hints(settings: ClientSettings, streams: Iterable[str]) -> dict[str, BufferHints]:
-    out: dict[str, BufferHints] = {}
-    async with open_client(settings) as client:
-        for name in streams:
-            try:
-                description = await client.describe(name)
-            except (ApiError, TransportError) as exc:
-                where = settings.endpoint_url or f"AWS {settings.region}"
-                raise UsageError(f"describing {name!r} at {where} failed: {exc}") from None
-            hints = from_description(description)
-            if hints is not None:
-                out[name] = hints
-    return out
 
 
 def local_run_hints(summary: RunSummary, streams: Iterable[str]) -> dict[str, BufferHints]:

@@ -29,6 +29,10 @@ _DESTINATION_KEYS = (
 class BufferHints:
     interval_s: float
     size_mib: int
+    # A Lambda processor's BufferIntervalInSeconds: records wait for it before the transform,
+    # then for interval_s at the destination, so one object's arrivals can span both.
+    # https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html
+    processor_interval_s: float = 0.0
 
     @property
     def size_bytes(self) -> int:
@@ -39,37 +43,32 @@ class BufferHints:
 
 
 def from_description(description: dict[str, Any]) -> BufferHints | None:
-    """The main destination's hints in a DeliveryStreamDescription (not its S3 backup's)."""
+    """The main destination's hints in a DeliveryStreamDescription (not its S3 backup's), with
+    its Lambda processor's interval."""
     for destination in description.get("Destinations") or []:
         for key in _DESTINATION_KEYS:
-            hints = (destination.get(key) or {}).get("BufferingHints")
+            found = destination.get(key) or {}
+            hints = found.get("BufferingHints")
             if hints:
                 return BufferHints(
                     float(hints.get("IntervalInSeconds", limits.DEFAULT_BUFFER_INTERVAL_S)),
                     int(hints.get("SizeInMBs", limits.DEFAULT_BUFFER_MIB)),
+                    _processor_interval(found.get("ProcessingConfiguration") or {}),
                 )
     return None
 
 
-def parse(text: str) -> BufferHints:
-    """``2s/1`` or ``60/5`` (interval, then MiB); ValueError with a message for the user."""
-    from producer.durations import parse_duration
-
-    interval_text, sep, size_text = text.partition("/")
-    try:
-        if not sep:
-            raise ValueError
-        interval = parse_duration(interval_text)
-        size = int(size_text.strip().removesuffix("MiB").removesuffix("MB"))
-    except ValueError:
-        raise ValueError(f"{text!r} is not INTERVAL/SIZE_MIB, like 2s/1 or 60s/5") from None
-    low, high = limits.BUFFER_INTERVAL_S_RANGE
-    if (
-        not low <= interval <= high
-        or not limits.S3_BUFFER_MIB_RANGE[0] <= size <= limits.OPENSEARCH_BUFFER_MIB_RANGE[1]
-    ):
-        raise ValueError(f"{text!r}: interval must be {low}-{high} s and size 1-100 MiB (API_BufferingHints)")
-    return BufferHints(interval, size)
+def _processor_interval(processing: dict[str, Any]) -> float:
+    """The Lambda processor's BufferIntervalInSeconds (its default when not given; 0: none)."""
+    if not processing.get("Enabled"):
+        return 0.0
+    for processor in processing.get("Processors") or []:
+        if processor.get("Type") == "Lambda":
+            for p in processor.get("Parameters") or []:
+                if p.get("ParameterName") == "BufferIntervalInSeconds":
+                    return float(p.get("ParameterValue"))
+            return float(limits.DEFAULT_PROCESSOR_INTERVAL_S)
+    return 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,15 +91,15 @@ def check(objects: Sequence[ObjectStat], hints: BufferHints) -> HintCheck | None
     window = max(last for _, last in spans) - min(first for first, _ in spans)
     total = sum(o.bytes for o in objects)
     by_size = sum(1 for o in objects if o.bytes >= hints.size_bytes)
-    low = max(1, math.floor(window / (hints.interval_s + SPAN_TOLERANCE_S)) if not by_size else 1)
+    # One object holds at most interval + processor interval of arrivals (see BufferHints).
+    span = hints.interval_s + hints.processor_interval_s + SPAN_TOLERANCE_S
+    low = max(1, math.floor(window / span) if not by_size else 1)
     high = math.ceil(window / hints.interval_s) + 1 + math.ceil(total / hints.size_bytes)
     problems: list[str] = []
     long_spans = [
         o.key
         for o in objects
-        if o.first_arrival
-        and o.last_arrival
-        and o.last_arrival - o.first_arrival > hints.interval_s + SPAN_TOLERANCE_S
+        if o.first_arrival and o.last_arrival and o.last_arrival - o.first_arrival > span
     ]
     if long_spans:
         problems.append(f"{len(long_spans)} objects hold arrivals longer apart than the interval")

@@ -10,6 +10,7 @@ import orjson
 
 from producer.audit import report_html
 from producer.audit.runner import AuditReport
+from producer.audit.soak import SoakResult
 from producer.errors import UsageError
 
 
@@ -30,3 +31,14 @@ def write(path: Path, data: bytes) -> None:
 
 def write_html(path: Path, reports: Sequence[AuditReport]) -> None:
     write(path, report_html.render(reports).encode())
+
+
+def soak_json(result: SoakResult) -> bytes:
+    """The soak report: ``settings`` (one entry per setting, with its ``params``),
+    ``recommendation``, whether every stream was restored, and each setting's full audit."""
+    body = result.to_dict() | {"reports": [r.to_dict() for r in result.reports]}
+    return orjson.dumps(body, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS) + b"\n"
+
+
+def write_soak_html(path: Path, result: SoakResult) -> None:
+    write(path, report_html.render_soak(result).encode())

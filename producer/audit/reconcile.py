@@ -150,6 +150,7 @@ def reconcile(run: RunInfo, found: StreamFindings, hints: BufferHints | None) ->
         else {
             "interval_s": hints.interval_s,
             "size_mib": hints.size_mib,
+            **({"processor_interval_s": hints.processor_interval_s} if hints.processor_interval_s else {}),
             **({} if check_result is None else asdict(check_result)),
         },
         throttled_records=sent.throttled_records,

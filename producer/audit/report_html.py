@@ -3,12 +3,14 @@ opens anywhere with no network (checked in headless Chromium by the tests)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from html import escape
+from typing import Any
 
 from producer.audit import report_text, svg
 from producer.audit.reconcile import StreamAudit
 from producer.audit.runner import AuditReport
+from producer.audit.soak import SoakResult
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;color:#222}
@@ -134,4 +136,93 @@ def render(reports: Sequence[AuditReport]) -> str:
         f"{_table(reports)}{''.join(sections)}"
         "<p><small>Latency: delivery time minus event time. Metric names: Amazon Data Firehose "
         "developer guide, monitoring with CloudWatch metrics.</small></p></body></html>\n"
+    )
+
+
+def _by_setting(
+    result: SoakResult, value: Callable[[dict[str, Any]], float | None]
+) -> dict[str, list[tuple[float, float]]]:
+    """One bar per setting (the recommended one starred), for the comparison charts."""
+    best = result.recommendation.get("setting")
+    out: dict[str, list[tuple[float, float]]] = {}
+    for i, e in enumerate(result.settings):
+        v = value(e)
+        name = ("* " if e["label"] == best else "") + str(e["label"])
+        out[name] = [] if v is None else [(float(i), v)]
+    return out
+
+
+def _comparison(result: SoakResult) -> str:
+    """What a person looks for first: p99 latency, median object size and cost per hour per
+    setting side by side, each target a dashed line, the recommended setting starred."""
+    entries = result.settings
+    targets = entries[0]["targets"] if entries else {}
+
+    def line(name: str, scale: float, text: str) -> tuple[float, str] | None:
+        t = targets.get(name)
+        return None if t is None else (t["target"] * scale, text.format(t["target"]))
+
+    def p99(e: dict[str, Any]) -> float | None:
+        found = [r["p99_s"] for r in e["streams"].values() if r["p99_s"] is not None]
+        return max(found) if found else None
+
+    def median(e: dict[str, Any]) -> float | None:
+        found = [
+            r["object_median_bytes"]
+            for r in e["streams"].values()
+            if r["object_median_bytes"] and r["objects"]
+        ]
+        return min(found) / 1048576 if found else None
+
+    charts = [
+        svg.chart("p99 end-to-end latency (worst stream)", _by_setting(result, p99), "setting", "seconds",
+                  kind="bars", hline=line("max_freshness_s", 1.0, "--max-freshness {:g} s")),
+        svg.chart("Median S3 object", _by_setting(result, median), "setting", "MiB",
+                  kind="bars", hline=line("min_object_mib", 1.0, "--min-object-size {:g} MiB")),
+        svg.chart("Cost per hour at this load (Firehose, S3 PUTs, Lambda requests)",
+                  _by_setting(result, lambda e: e["cost_per_hour_usd"]), "setting", "USD/hour",
+                  kind="bars", hline=line("max_cost_per_hour_usd", 1.0, "--max-cost-per-hour {:g}")),
+    ]  # fmt: skip
+    best = result.recommendation.get("setting")
+    head = "".join(f"<th>{escape(h)}</th>" for h in report_text.SOAK_HEADERS)
+    rows = []
+    for e in entries:
+        css = "good" if e["label"] == best else ("bad" if not e["clean"] else "")
+        cells = report_text.soak_row(e)
+        cells[0] = f"{e['label']} {e.get('setting', '')}"
+        if e["label"] == best:
+            cells[0] = "* " + cells[0] + " (recommended)"
+        rows.append(f'<tr class="{css}">' + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
+    verdict = "good" if best else "bad"
+    restored = (
+        "Every stream was restored to the configuration the soak found."
+        if not result.restore_problems
+        else "NOT RESTORED: " + "; ".join(result.restore_problems)
+    )
+    return (
+        f'<p class="verdict {verdict}">{escape(result.recommendation["line"])}</p>'
+        f"<p>{escape(restored)}</p>"
+        f'<div class="charts">{"".join(charts)}</div>'
+        f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+    )
+
+
+def render_soak(result: SoakResult) -> str:
+    """The comparison first, then each setting's audit table and its own charts."""
+    sections = []
+    for r, e in zip(result.reports, result.settings, strict=True):
+        title = f"Setting {r.label}: {e.get('setting', '')} (run {r.run_id})"
+        sections.append(
+            f"<h2>{escape(title)}</h2>"
+            f"<p>profile {escape(r.profile)}, "
+            f"{r.events_generated:,} events in {r.duration_s:g} s, target {escape(r.target)}</p>"
+            f"{_table([r])}{_details(r)}{_charts(r)}"
+        )
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>firehose-loadgen soak {escape(result.reports[0].run_id)}</title><style>{CSS}</style></head>"
+        f"<body><h1>firehose-loadgen soak</h1>{_comparison(result)}{''.join(sections)}"
+        "<p><small>Latency: delivery time minus event time. Cost per hour: the Firehose charges of "
+        "the run's rate, plus S3 PUT requests (multipart below 60 s intervals) and Lambda requests, "
+        "at the prices in producer/telemetry/cost.py.</small></p></body></html>\n"
     )

@@ -7,6 +7,7 @@ from typing import Any
 
 from producer.audit.reconcile import StreamAudit
 from producer.audit.runner import AuditReport
+from producer.audit.soak import SoakResult
 from producer.telemetry.cost import cost_line
 
 HEADERS = (
@@ -113,3 +114,59 @@ def render(reports: Sequence[AuditReport]) -> str:
         else ("PROBLEMS: see below")
     )
     return "\n".join([*head, *_table(rows), *lines, verdict]) + "\n"
+
+
+SOAK_HEADERS = (
+    "setting", "p99 s", "obj p50", "objects", "S3 PUTs", "Lambda", "CW fresh p50/max s", "in/limit", "$/hour",
+    "targets",
+)  # fmt: skip
+
+
+def _worst(values: list[float | None]) -> float | None:
+    found = [v for v in values if v is not None]
+    return max(found) if found else None
+
+
+def soak_row(e: dict[str, Any]) -> list[str]:
+    """One setting in the side-by-side comparison."""
+    rows = list(e["streams"].values())
+    p99 = _worst([r["p99_s"] for r in rows])
+    medians = [r["object_median_bytes"] for r in rows if r["object_median_bytes"] and r["objects"]]
+    cw = [r["cloudwatch"] for r in rows if r["cloudwatch"]]
+    p50, top = _worst([c["freshness_p50_s"] for c in cw]), _worst([c["freshness_max_s"] for c in cw])
+    fresh = "missing" if p50 is None or top is None else f"{p50:.0f}/{top:.0f}"
+    used = _worst([c["limit_used"] for c in cw])
+    share = "missing" if used is None else f"{used:.0%}"
+    hour = e["cost_per_hour_usd"]
+    targets = " ".join(f"{name}:{'ok' if t['met'] else 'NO'}" for name, t in e["targets"].items()) or "-"
+    calls = f"{e['lambda_invocations']:,}" + ("~" if e["lambda_invocations_source"] == "estimated" else "")
+    return [
+        e["label"] or "-",
+        "-" if p99 is None else f"{p99:.2f}",
+        human_bytes(min(medians)) if medians else "-",
+        f"{sum(r['objects'] for r in rows):,}",
+        f"{e['s3_put_requests']:,}",
+        calls,
+        fresh,
+        share,
+        "-" if hour is None else f"{hour:.4f}",
+        targets,
+    ]
+
+
+def render_soak(result: SoakResult) -> str:
+    """The audits, then the settings side by side, then the recommendation (a SoakResult)."""
+    rows = [list(SOAK_HEADERS), *(soak_row(e) for e in result.settings)]
+    lines = [
+        render(result.reports).rstrip("\n"),
+        "",
+        *(f"{e['label']}: {e.get('setting', '')}" for e in result.settings),
+        *_table(rows),
+        "(~ estimated from the processor interval, CloudWatch had none; in/limit: the busiest minute's "
+        "IncomingBytes / BytesPerSecondLimit; $/hour: Firehose, S3 PUT and Lambda requests at this load)",
+        result.recommendation["line"],
+    ]
+    notes = {e["cloudwatch_note"] for e in result.settings if e.get("cloudwatch_note")}
+    lines[-1:-1] = [f"CloudWatch: {note}" for note in sorted(notes)]
+    lines += [f"NOT RESTORED: {p}" for p in result.restore_problems]
+    return "\n".join(lines) + "\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from html import escape
 
@@ -15,7 +16,7 @@ def _ticks(low: float, high: float, count: int = 5) -> list[float]:
     if high <= low:
         return [low]
     step = (high - low) / count
-    magnitude = 10 ** len(str(int(step))) / 10 if step >= 1 else 1.0
+    magnitude = 10.0 ** math.floor(math.log10(step))  # 0.01 for 0.04, 10 for 40: sub-1 axes get ticks
     for nice in (1, 2, 2.5, 5, 10):
         if nice * magnitude >= step:
             step = nice * magnitude
@@ -31,7 +32,9 @@ def _fmt(v: float) -> str:
         return f"{v / 1048576:.1f}M"
     if abs(v) >= 10_000:
         return f"{v / 1000:.0f}k"
-    return f"{v:.0f}" if v == int(v) or abs(v) >= 10 else f"{v:.2f}"
+    if v == int(v) or abs(v) >= 10:
+        return f"{v:.0f}"
+    return f"{v:.3g}" if abs(v) < 1 else f"{v:.2f}"
 
 
 def chart(

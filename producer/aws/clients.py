@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
@@ -30,10 +31,17 @@ class AwsSettings:
 
 
 @asynccontextmanager
-async def client(service: str, settings: AwsSettings) -> AsyncIterator[Any]:
+async def client(service: str, settings: AwsSettings, timeout_s: float | None = None) -> AsyncIterator[Any]:
+    """``timeout_s``: connect and read timeout, one attempt (for reads that must not stall the
+    caller, like the soak's CloudWatch polling); None: the SDK's defaults."""
     session = get_session()
+    config = None
+    if timeout_s is not None:
+        config = AioConfig(
+            connect_timeout=timeout_s, read_timeout=timeout_s, retries={"total_max_attempts": 1}
+        )
     async with session.create_client(
-        service, region_name=settings.region, endpoint_url=settings.endpoint_url
+        service, region_name=settings.region, endpoint_url=settings.endpoint_url, config=config
     ) as c:
         yield c
 

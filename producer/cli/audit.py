@@ -9,16 +9,18 @@ from typing import Annotated
 
 import typer
 
-from producer import pipeline
-from producer.audit import hints as buffer_hints
 from producer.audit import output, report_text
+from producer.audit import settings as vocabulary
 from producer.audit.describe import local_run_hints
 from producer.audit.runinfo import load_run
 from producer.audit.runner import AuditReport, AuditRequest, run_audit
-from producer.audit.soak import LoadOptions, SoakPlan, soak_aws, soak_local
+from producer.audit.soak import LoadOptions, SoakPlan, SoakResult
+from producer.audit.soak import soak as run_soak
+from producer.audit.verdict import Targets
 from producer.aws.clients import AwsSettings
 from producer.cli import options
-from producer.errors import EXIT_DEAD_LETTERED, EXIT_OK, UsageError
+from producer.config import TargetKind
+from producer.errors import EXIT_DEAD_LETTERED, EXIT_OK, EXIT_STREAM_UNUSABLE, EXIT_TARGET_MISSED, UsageError
 
 # Exit codes: 0 every accepted event delivered exactly once; 1 something missing or duplicated
 # (the report says what); 2 bad input (one line, no traceback).
@@ -105,22 +107,51 @@ def register(app: typer.Typer) -> None:
         stream: Annotated[
             list[str] | None, typer.Option(help="Delivery stream (repeatable). Default: the reference two.")
         ] = None,
+        stack: Annotated[
+            str | None,
+            typer.Option(help="Soak both streams of this deployed pipeline stack (read from its outputs)."),
+        ] = None,
         compare: Annotated[
             list[str] | None,
             typer.Option(
-                help="Buffer hints INTERVAL/SIZE_MIB (like 2s/1); repeat to run the same load at each "
-                "and compare. Local target only. Default: the reference 60s/5."
+                help="A setting: PARAM=VALUE[,PARAM=VALUE...] in deploy/pipeline.yaml's parameter names "
+                "(S3BufferIntervalSeconds, S3BufferSizeMiB, OpenSearchBufferIntervalSeconds, "
+                "OpenSearchBufferSizeMiB, OpenSearchBackupBufferIntervalSeconds, "
+                "OpenSearchBackupBufferSizeMiB, ProcessorBufferIntervalSeconds, ProcessorBufferSizeMB), "
+                "or INTERVAL/SIZE for both streams' destination hints. Repeat to compare; each is "
+                "applied with UpdateDestination and every stream is restored at the end. "
+                "Default: the streams as they are.",
             ),
         ] = None,
         target: Annotated[str, typer.Option(help="local (embedded Firehose) or aws.")] = "local",
+        endpoint_url: options.EndpointUrl = None,
         region: Region = None,
         output_dir: OutputDir = Path("loadgen-output"),
         flush_margin: Annotated[
-            str, typer.Option(help="Wait this much past the largest buffer interval.")
+            str, typer.Option(help="Wait this much past the processor + destination buffer intervals.")
         ] = "10s",
         seed: Annotated[
             int | None, typer.Option(help="Seed, so every --compare run sends the same events.")
         ] = None,
+        max_freshness: Annotated[
+            str | None, typer.Option(help="Target: p99 end-to-end latency of every stream at most this.")
+        ] = None,
+        min_object_size: Annotated[
+            float | None, typer.Option(help="Target: median S3 object at least this many MiB.")
+        ] = None,
+        max_cost_per_hour: Annotated[
+            float | None,
+            typer.Option(help="Target: USD per hour at this load (Firehose, S3 PUTs, Lambda requests)."),
+        ] = None,
+        apply_timeout: Annotated[
+            str, typer.Option(help="How long DescribeDeliveryStream may take to show an update.")
+        ] = "5m",
+        cloudwatch_wait: Annotated[
+            str,
+            typer.Option(
+                help="How long to poll CloudWatch for the run's last minute (then: figures missing)."
+            ),
+        ] = "5m",
         report: Annotated[
             Path | None,
             typer.Option(help="Report path stem (.json and .html). Default: OUTPUT_DIR/reports/soak-RUN_ID."),
@@ -132,52 +163,88 @@ def register(app: typer.Typer) -> None:
         opensearch_index: OpenSearchIndex = "realtime-events*",
         quiet: Annotated[bool, typer.Option("--quiet", help="No live line while the load runs.")] = False,
     ) -> None:
-        """Run a profile, wait for the buffers to flush, audit, and write the report."""
+        """Soak buffer settings: apply each, run the load, wait for the flush, audit, read
+        CloudWatch, compare against the targets and recommend; restore the streams at the end."""
         if target not in ("local", "aws"):
             raise UsageError(f"--target must be local or aws, got {target!r}")
+        where = options.target(target == "aws", endpoint_url, region)
         margin_s = options.duration("--flush-margin", flush_margin)
-        try:
-            variants = tuple(buffer_hints.parse(text) for text in compare or [])
-        except ValueError as exc:
-            raise UsageError(f"soak: {exc}") from None
+        targets = Targets(
+            options.optional_duration("--max-freshness", max_freshness, strict=True),
+            _positive("--min-object-size", min_object_size),
+            _positive("--max-cost-per-hour", max_cost_per_hour),
+        )
+        from producer.local.template import SHIPPED_TEMPLATE
+        from producer.shipped import shipped_path
+
+        ranges = vocabulary.template_ranges(shipped_path(SHIPPED_TEMPLATE))
+        settings = tuple(vocabulary.parse(text, ranges) for text in compare or [])
+        from producer.streams.resolution import stream_names
+
+        streams = stream_names(stream or (), stack, where.kind is TargetKind.LOCAL, where.region)
         load = LoadOptions(
             profile=profile,
             duration=duration,
             rate=rate,
-            streams=tuple(stream) if stream else pipeline.DEFAULT_STREAMS,
-            seed=seed if seed is not None else (0 if len(variants) > 1 else None),
+            streams=streams,
+            seed=seed if seed is not None else (0 if len(settings) > 1 else None),
             quiet=quiet,
         )
 
         def log(line: str) -> None:
             typer.echo(line, err=True)
 
-        if target == "aws":
-            if not region:
-                raise UsageError("--target aws needs a region: pass --region or set AWS_REGION")
-            plan = SoakPlan(
-                load,
-                output_dir,
-                variants,
-                region,
-                margin_s,
-                log=log,
-                audit=AuditRequest(
-                    run_id="",
-                    output_dir=output_dir,
-                    s3_bucket=s3_bucket,
-                    s3_prefix=s3_prefix,
-                    aws=AwsSettings(region),
-                    opensearch_url=options.endpoint_url(opensearch_url, "--opensearch-url"),
-                    opensearch_index=opensearch_index,
-                ),
+        sources = None
+        if s3_bucket or opensearch_url:
+            sources = AuditRequest(
+                run_id="",
+                output_dir=output_dir,
+                s3_bucket=s3_bucket,
+                s3_prefix=s3_prefix,
+                aws=AwsSettings(where.region),
+                opensearch_url=options.endpoint_url(opensearch_url, "--opensearch-url"),
+                opensearch_index=opensearch_index,
             )
-            reports = soak_aws(plan)
+        wait_s = options.duration("--cloudwatch-wait", cloudwatch_wait)
+        plan = SoakPlan(
+            load,
+            output_dir,
+            settings,
+            region=where.region,
+            endpoint_url=where.endpoint_url,
+            aws=where.kind is TargetKind.AWS,
+            flush_margin_s=margin_s,
+            targets=targets,
+            audit=sources,
+            apply_timeout_s=options.duration("--apply-timeout", apply_timeout, strict=True),
+            cloudwatch_wait_s=wait_s,
+            # A few polls within the wait; AWS publishes a minute a few minutes late.
+            cloudwatch_poll_s=min(15.0, max(1.0, wait_s / 10)),
+            log=log,
+        )
+        result = run_soak(plan)
+        stem = report or output_dir / "reports" / f"soak-{result.reports[0].run_id}"
+        output.write(stem.with_suffix(".json"), output.soak_json(result))
+        output.write_soak_html(stem.with_suffix(".html"), result)
+        if json_out:
+            sys.stdout.buffer.write(output.soak_json(result))
+            sys.stdout.flush()
         else:
-            reports = soak_local(SoakPlan(load, output_dir, variants, None, margin_s, log=log))
-        stem = report or output_dir / "reports" / f"soak-{reports[0].run_id}"
-        output.write(stem.with_suffix(".json"), output.as_json(reports))
-        output.write_html(stem.with_suffix(".html"), reports)
-        code = _emit(reports, json_out, None)
+            typer.echo(report_text.render_soak(result), nl=False)
         typer.echo(f"report: {stem.with_suffix('.html')} and .json", err=True)
-        raise typer.Exit(code)
+        raise typer.Exit(soak_exit(result))
+
+
+def _positive(option: str, value: float | None) -> float | None:
+    if value is not None and not value > 0:
+        raise UsageError(f"{option} must be above 0, got {value:g}")
+    return value
+
+
+def soak_exit(result: SoakResult) -> int:
+    """3 a stream could not be restored; 1 loss or duplicates; 5 no setting met the targets."""
+    if result.restore_problems:
+        return EXIT_STREAM_UNUSABLE
+    if not all(r.clean for r in result.reports):
+        return EXIT_FINDINGS
+    return EXIT_OK if result.recommendation.get("setting") else EXIT_TARGET_MISSED

@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from producer.cli.options import duration, endpoint_url
 from producer.errors import UsageError
 from producer.local.faults import FaultSettings
 from producer.local.process import READY_PREFIX
@@ -109,6 +110,24 @@ def register(app: typer.Typer) -> None:
         param: Annotated[
             list[str] | None, typer.Option("--param", help="Template parameter override KEY=VALUE.")
         ] = None,
+        update_delay: Annotated[
+            str,
+            typer.Option(
+                "--update-delay",
+                help="How long an UpdateDestination takes to govern buffering (e.g. 30s; AWS: minutes).",
+            ),
+        ] = "0s",
+        cloudwatch_endpoint_url: Annotated[
+            str | None,
+            typer.Option(
+                "--cloudwatch-endpoint-url",
+                help="Publish the AWS/Firehose metrics to this CloudWatch-compatible endpoint.",
+            ),
+        ] = None,
+        cloudwatch_period: Annotated[
+            str,
+            typer.Option("--cloudwatch-period", help="Period of the published data points (AWS: 1m)."),
+        ] = "60s",
     ) -> None:
         """Serve the local Firehose until Ctrl-C; buffered records are delivered on exit."""
         faults = FaultSettings(
@@ -150,6 +169,9 @@ def register(app: typer.Typer) -> None:
             stream_config=config,
             transform_path=transform,
             discard=discard,
+            update_apply_delay_s=duration("--update-delay", update_delay),
+            cloudwatch_endpoint_url=endpoint_url(cloudwatch_endpoint_url, "--cloudwatch-endpoint-url"),
+            cloudwatch_period_s=duration("--cloudwatch-period", cloudwatch_period, strict=True),
         )
         from producer.runtime import run_async
 

@@ -19,7 +19,7 @@ from producer.cli import options
 from producer.cli import profiles as profile_commands
 from producer.cli import replay as replay_command
 from producer.cli import stack as stack_commands
-from producer.config import RunConfig, Target, TargetKind
+from producer.config import RunConfig, TargetKind
 from producer.delivery.channel import ChannelSettings
 from producer.delivery.packing import DEFAULT_TARGET_BYTES
 from producer.delivery.retry import RetryPolicy
@@ -56,17 +56,6 @@ class LogFormatChoice(StrEnum):
 class OnFull(StrEnum):
     block = "block"
     drop = "drop"
-
-
-def _target(target: TargetChoice, endpoint_url: str | None, region: str | None) -> Target:
-    url = options.endpoint_url(endpoint_url)
-    if url is not None:
-        return Target(TargetKind.ENDPOINT, region or "us-east-1", url)
-    if target is TargetChoice.aws:
-        if not region:
-            raise UsageError("--target aws needs a region: pass --region or set AWS_REGION")
-        return Target(TargetKind.AWS, region)
-    return Target(TargetKind.LOCAL, region or "us-east-1")
 
 
 @app.command()
@@ -298,7 +287,7 @@ def run(
     from producer.workers import plan as worker_plan
 
     worker_count = worker_plan.parse_workers(workers, shard)
-    run_target = _target(target, endpoint_url, region)
+    run_target = options.target(target is TargetChoice.aws, endpoint_url, region)
     from producer.local.delivery import STATE_DIR
     from producer.streams.resolution import Asked, resolve
 

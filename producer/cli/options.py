@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from producer.config import Target, TargetKind
 from producer.durations import parse_duration
 from producer.errors import UsageError
 
@@ -47,6 +48,19 @@ def at_least(option: str, value: int, low: int = 1) -> int:
 
 
 # --- Where records go -------------------------------------------------------------------------
+
+
+def target(aws: bool, endpoint_url_text: str | None, region: str | None) -> Target:
+    """--endpoint-url, else --target aws (which needs a region), else the embedded local Firehose."""
+    url = endpoint_url(endpoint_url_text)
+    if url is not None:
+        return Target(TargetKind.ENDPOINT, region or "us-east-1", url)
+    if aws:
+        if not region:
+            raise UsageError("--target aws needs a region: pass --region or set AWS_REGION")
+        return Target(TargetKind.AWS, region)
+    return Target(TargetKind.LOCAL, region or "us-east-1")
+
 
 EndpointUrl = Annotated[
     str | None,

@@ -125,6 +125,12 @@ class FirehoseClient:
         description: dict[str, Any] = result["DeliveryStreamDescription"]
         return description
 
+    async def update_destination(self, **params: Any) -> None:
+        """UpdateDestination: needs CurrentDeliveryStreamVersionId and DestinationId; a stale
+        version is refused with ConcurrentModificationException.
+        https://docs.aws.amazon.com/firehose/latest/APIReference/API_UpdateDestination.html"""
+        await self._call("update_destination", **params)
+
     async def create(self, **params: Any) -> str:
         result = await self._call("create_delivery_stream", **params)
         return str(result["DeliveryStreamARN"])

@@ -67,6 +67,7 @@ CLASSIC_MIN_BUFFER_INTERVAL_S = 60
 # https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html
 # https://docs.aws.amazon.com/firehose/latest/dev/data-transformation-failure-handling.html
 PROCESSOR_BUFFER_MIB_RANGE = (0.2, 3.0)
+PROCESSOR_BUFFER_INTERVAL_S_RANGE = (0.0, 900.0)
 DEFAULT_PROCESSOR_BUFFER_MIB = 1.0
 DEFAULT_PROCESSOR_INTERVAL_S = 60
 DEFAULT_LAMBDA_RETRIES = 3

@@ -70,3 +70,9 @@ def validation_errors(problems: list[str]) -> Validation:
     count = len(problems)
     noun = "validation error" if count == 1 else "validation errors"
     return Validation(f"{count} {noun} detected: " + "; ".join(problems))
+
+
+class ConcurrentModification(FirehoseApiError):
+    # UpdateDestination with a CurrentDeliveryStreamVersionId that is no longer current.
+    # https://docs.aws.amazon.com/firehose/latest/APIReference/API_UpdateDestination.html
+    type_name = "ConcurrentModificationException"

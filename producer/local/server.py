@@ -8,11 +8,13 @@ https://docs.aws.amazon.com/firehose/latest/APIReference/CommonErrors.html
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +23,10 @@ from aiohttp import web
 
 from producer.firehose import limits
 from producer.local import errors, ingest
+from producer.local.cloudwatch import CloudWatchPublisher
 from producer.local.delivery import DeliveryLog, ObjectWriter, StreamDelivery
 from producer.local.faults import FaultInjector, FaultSettings
+from producer.local.metrics import StreamMetrics
 from producer.local.quotas import QuotaOverrides, StreamQuota
 from producer.local.streams import (
     ACCOUNT_ID,
@@ -32,6 +36,7 @@ from producer.local.streams import (
     validate_name,
 )
 from producer.local.transform import Handler, TransformRunner, find_transform, load_handler
+from producer.local.update import updated_stream
 from producer.shipped import shipped_roots
 
 TARGET_PREFIX = "Firehose_20150804."
@@ -66,6 +71,14 @@ class LocalOptions:
     # Accept-everything mode for benchmarks: requests are validated and answered as usual, but
     # no quota applies and nothing is buffered or delivered, so the endpoint is never the limit.
     discard: bool = False
+    # Seconds an UpdateDestination takes to govern delivery: Describe shows the new version at
+    # once, buffering follows the old hints until then ("usually effective within a few
+    # minutes": https://docs.aws.amazon.com/firehose/latest/APIReference/API_UpdateDestination.html).
+    update_apply_delay_s: float = 0.0
+    # A CloudWatch-compatible endpoint to publish the AWS/Firehose metrics to (None: none), and
+    # the period of its data points (AWS: 1 minute).
+    cloudwatch_endpoint_url: str | None = None
+    cloudwatch_period_s: float = 60.0
 
 
 # No stream of any region gets near this; the discard mode must never throttle.
@@ -84,6 +97,8 @@ class LocalFirehose:
         self.streams: dict[str, LocalStream] = {}
         self.deliveries: dict[str, StreamDelivery] = {}
         self.quotas: dict[str, StreamQuota] = {}
+        self.metrics: dict[str, StreamMetrics] = {}
+        self.publisher: CloudWatchPublisher | None = None
         options.output_dir.mkdir(parents=True, exist_ok=True)
         self._writer = ObjectWriter(options.output_dir, DeliveryLog(options.output_dir))
         self._writer_closed = False
@@ -99,6 +114,7 @@ class LocalFirehose:
             "DescribeDeliveryStream": self._describe,
             "ListDeliveryStreams": self._list,
             "DeleteDeliveryStream": self._delete,
+            "UpdateDestination": self._update_destination,
             "PutRecord": self._put_record,
             "PutRecordBatch": self._put_record_batch,
         }
@@ -121,6 +137,14 @@ class LocalFirehose:
         await site.start()
         host, port = self._runner.addresses[0][:2]
         self.url = f"http://{host}:{port}"
+        if self.options.cloudwatch_endpoint_url:
+            self.publisher = CloudWatchPublisher(
+                self.options.cloudwatch_endpoint_url,
+                self.options.region,
+                self.options.cloudwatch_period_s,
+                functools.partial(_metric_data, self),
+            )
+            await self.publisher.start()
         log.info("local Firehose listening on %s, output in %s", self.url, self.options.output_dir)
 
     async def stop(self) -> None:
@@ -129,9 +153,13 @@ class LocalFirehose:
             await self._runner.cleanup()
             self._runner = None
         deliveries = list(self.deliveries.values())
-        self.deliveries.clear()
         for delivery in deliveries:
             await delivery.close()
+        if self.publisher is not None:
+            # After the last deliveries, so the last partial period has them.
+            await self.publisher.stop()
+            self.publisher = None
+        self.deliveries.clear()
         if not self._writer_closed:
             self._writer_closed = True
             self._writer.close()
@@ -240,6 +268,7 @@ class LocalFirehose:
             handler = self._handlers.get(path)
             if handler is None:
                 handler = self._handlers[path] = load_handler(path)
+        metrics = self.metrics.get(stream.name)
         return TransformRunner(
             handler,
             processing.lambda_arn,
@@ -247,14 +276,16 @@ class LocalFirehose:
             stream.region,
             processing.buffer_bytes,
             processing.retries,
+            on_invocation=metrics.invoked if metrics is not None else None,
         )
 
     async def _create(self, payload: dict[str, Any]) -> dict[str, Any]:
         stream = stream_from_request(payload, self.options.region)
         if stream.name in self.streams:
             raise errors.ResourceInUse(f"Firehose {stream.name} under account {ACCOUNT_ID} already exists.")
+        self.metrics[stream.name] = metrics = StreamMetrics()
         delivery = StreamDelivery(
-            stream, self._writer, self._transform_for(stream), self.options.max_pending_objects
+            stream, self._writer, self._transform_for(stream), self.options.max_pending_objects, metrics
         )
         delivery.start()
         self.streams[stream.name] = stream
@@ -262,6 +293,21 @@ class LocalFirehose:
         self.quotas[stream.name] = self._quota_for(stream)
         self.records_accepted[stream.name] = 0
         return {"DeliveryStreamARN": stream.arn}
+
+    async def _update_destination(self, payload: dict[str, Any]) -> dict[str, Any]:
+        stream = self._stream(payload)
+        updated = updated_stream(stream, payload)
+        self.streams[stream.name] = updated
+        delivery = self.deliveries[stream.name]
+        transform = self._transform_for(updated)
+        delay = self.options.update_apply_delay_s
+        if delay > 0:
+            # Updates apply in the order they were made: every one waits the same delay.
+            asyncio.get_running_loop().call_later(delay, delivery.apply, updated, transform)
+        else:
+            delivery.apply(updated, transform)
+        log.info("stream %s: destination updated, version %s", stream.name, updated.version_id)
+        return {}
 
     async def _describe(self, payload: dict[str, Any]) -> dict[str, Any]:
         return {"DeliveryStreamDescription": self._stream(payload).describe()}
@@ -279,6 +325,7 @@ class LocalFirehose:
         delivery = self.deliveries.pop(stream.name)
         del self.streams[stream.name]
         self.quotas.pop(stream.name, None)
+        self.metrics.pop(stream.name, None)
         await delivery.close()
         return {}
 
@@ -289,6 +336,7 @@ class LocalFirehose:
         stream = self._stream_named(batch.stream)
         quota = self.quotas[stream.name]
         if not quota.admit_call() or quota.admit_records(batch.sizes, batch.total) < 1:
+            self._count_throttled(stream.name, 1)
             raise errors.ServiceUnavailable(THROTTLED_MESSAGE)
         if self.faults.failed_records(1)[0]:
             raise errors.ServiceUnavailable(THROTTLED_MESSAGE)
@@ -300,10 +348,12 @@ class LocalFirehose:
         stream = self._stream_named(batch.stream)
         ingest.check_batch_total(batch)
         quota = self.quotas[stream.name]
-        if not quota.admit_call():
-            raise errors.ServiceUnavailable(THROTTLED_MESSAGE)
         count = len(batch.records)
+        if not quota.admit_call():
+            self._count_throttled(stream.name, count)
+            raise errors.ServiceUnavailable(THROTTLED_MESSAGE)
         fit = quota.admit_records(batch.sizes, batch.total)
+        self._count_throttled(stream.name, count - fit)
         injected = self.faults.failed_records(fit)
         if fit == count and not any(injected):
             await self._accept(stream, batch.records, batch.total)
@@ -315,7 +365,17 @@ class LocalFirehose:
         await self._accept(stream, accepted, sum(map(len, accepted)))
         return ingest.partial_body(failures)
 
+    def _count_throttled(self, name: str, records: int) -> None:
+        metrics = self.metrics.get(name)
+        if metrics is not None and records:
+            metrics.throttled_records.add(records)
+
     async def _accept(self, stream: LocalStream, records: list[bytes], size: int) -> None:
+        metrics = self.metrics.get(stream.name)
+        if metrics is not None:
+            metrics.incoming_put_requests.add(1)
+            metrics.incoming_records.add(len(records))
+            metrics.incoming_bytes.add(size)
         if not records:
             return
         if self.options.discard:
@@ -326,3 +386,17 @@ class LocalFirehose:
         self.records_accepted[stream.name] += len(records)
         if delivery.backlogged:
             await delivery.wait_for_room()
+
+
+def _metric_data(
+    firehose: LocalFirehose, stamp: datetime, now: float, resolution: int
+) -> list[dict[str, Any]]:
+    """Every stream's MetricData for the period that ends now (CloudWatchPublisher)."""
+    out: list[dict[str, Any]] = []
+    for name, metrics in firehose.metrics.items():
+        delivery = firehose.deliveries.get(name)
+        quota = firehose.quotas.get(name)
+        if delivery is None or quota is None:
+            continue
+        out.extend(metrics.datums(name, quota.quota, delivery.waiting_since(), now, stamp, resolution))
+    return out

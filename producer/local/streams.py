@@ -19,6 +19,8 @@ from producer.local.errors import InvalidArgument, Validation, validation_errors
 from producer.local.parquet import COMPRESSIONS, ParquetFormat, UnsupportedType, hive_type
 
 ACCOUNT_ID = "000000000000"
+# A stream has one destination; the service names it like this in DescribeDeliveryStream.
+DESTINATION_ID = "destinationId-000000000001"
 _NAME = re.compile(limits.STREAM_NAME_PATTERN)
 _COMPRESSION = {"UNCOMPRESSED", "GZIP", "ZIP", "Snappy", "HADOOP_SNAPPY"}
 _ROTATIONS = {"NoRotation", "OneHour", "OneDay", "OneWeek", "OneMonth"}
@@ -44,6 +46,7 @@ class Processing:
     buffer_bytes: int
     retries: int
     delimiter: bytes | None
+    buffer_interval_s: float = float(limits.DEFAULT_PROCESSOR_INTERVAL_S)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,10 +84,29 @@ class LocalStream:
     processing: Processing | None = None
     created_at: float = field(default_factory=time.time)
     version_id: str = "1"
+    updated_at: float | None = None
 
     @property
     def arn(self) -> str:
         return f"arn:aws:firehose:{self.region}:{ACCOUNT_ID}:deliverystream/{self.name}"
+
+    # Hints, read when a buffer opens (UpdateDestination replaces the stream's fields live).
+    def processor_hints(self) -> tuple[int, float]:
+        if self.processing is None:
+            return 1, 0.0  # never used: no Lambda, no processor buffer
+        return self.processing.buffer_bytes, self.processing.buffer_interval_s
+
+    def destination_hints(self) -> tuple[int, float]:
+        return self.destination.buffer_bytes, self.destination.buffer_interval_s
+
+    def backup_hints(self) -> tuple[int, float]:
+        dest = self.destination
+        if isinstance(dest, OpenSearchTarget):
+            return dest.backup.buffer_bytes, dest.backup.buffer_interval_s
+        return dest.buffer_bytes, dest.buffer_interval_s
+
+    def backs_up_all(self) -> bool:
+        return isinstance(self.destination, OpenSearchTarget) and self.destination.backup_all
 
     def describe(self) -> dict[str, Any]:
         """A DeliveryStreamDescription in the service's shape (checked against botocore's model)."""
@@ -96,10 +118,8 @@ class LocalStream:
             "DeliveryStreamType": "DirectPut",
             "VersionId": self.version_id,
             "CreateTimestamp": self.created_at,
-            "LastUpdateTimestamp": self.created_at,
-            "Destinations": [
-                {"DestinationId": "destinationId-000000000001", **_destination_description(self)}
-            ],
+            "LastUpdateTimestamp": self.updated_at or self.created_at,
+            "Destinations": [{"DestinationId": DESTINATION_ID, **_destination_description(self)}],
             "HasMoreDestinations": False,
         }
 
@@ -168,6 +188,10 @@ def _bucket(arn: Any) -> str:
 
 
 def _hints(stream: str, config: dict[str, Any], max_mib: int) -> tuple[int, float]:
+    """BufferingHints within the model's ranges (S3 1-128 MiB, OpenSearch 1-100 MiB, 0-900 s):
+    https://docs.aws.amazon.com/firehose/latest/APIReference/API_BufferingHints.html
+    https://docs.aws.amazon.com/firehose/latest/APIReference/API_AmazonopensearchserviceBufferingHints.html
+    """
     hints = config.get("BufferingHints") or {}
     size = hints.get("SizeInMBs", limits.DEFAULT_BUFFER_MIB)
     interval = hints.get("IntervalInSeconds", limits.DEFAULT_BUFFER_INTERVAL_S)
@@ -182,7 +206,7 @@ def _hints(stream: str, config: dict[str, Any], max_mib: int) -> tuple[int, floa
             f"1 validation error detected: Value '{interval}' at 'bufferingHints.intervalInSeconds'"
             f" failed to satisfy constraint: Member must have value between {low} and {high}"
         )
-    if interval < limits.CLASSIC_MIN_BUFFER_INTERVAL_S:
+    if 0 < interval < limits.CLASSIC_MIN_BUFFER_INTERVAL_S:
         log.warning(
             "stream %s: IntervalInSeconds=%s is below the classic %d s minimum; fine for tests, "
             "but check that your AWS setup accepts it",
@@ -210,7 +234,19 @@ def _check_prefixes(prefix: str, error_prefix: str) -> None:
         )
 
 
-def _s3_target(stream: str, config: Any) -> S3Target:
+def _refuse_zero_buffering(interval: float, where: str) -> None:
+    """Zero buffering (IntervalInSeconds 0) is for the destination itself: "not available for
+    Amazon S3 backup destination" https://docs.aws.amazon.com/firehose/latest/dev/create-configure-backup.html
+    (and https://docs.aws.amazon.com/firehose/latest/dev/buffering-hints.html), and "not available
+    for dynamic partitioning" https://docs.aws.amazon.com/firehose/latest/dev/buffering.html"""
+    if interval == 0:
+        raise InvalidArgument(
+            f"BufferingHints.IntervalInSeconds 0 (zero buffering) is not supported for {where}; "
+            "use an interval of at least 1 second."
+        )
+
+
+def _s3_target(stream: str, config: Any, *, backup: bool = False) -> S3Target:
     if not isinstance(config, dict):
         raise InvalidArgument("S3 destination configuration must be an object.")
     missing = [k for k in ("RoleARN", "BucketARN") if k not in config]
@@ -228,6 +264,14 @@ def _s3_target(stream: str, config: Any) -> S3Target:
     if compression not in ("UNCOMPRESSED", "GZIP"):
         log.warning("stream %s: %s is written uncompressed by the local Firehose", stream, compression)
     size, interval = _hints(stream, config, limits.S3_BUFFER_MIB_RANGE[1])
+    if backup:
+        _refuse_zero_buffering(interval, "an Amazon S3 backup destination")
+    partitioning = config.get("DynamicPartitioningConfiguration")
+    if isinstance(partitioning, dict) and partitioning.get("Enabled") is True:
+        _refuse_zero_buffering(interval, "a stream with dynamic partitioning")
+    source_backup = config.get("S3BackupConfiguration")
+    if config.get("S3BackupMode") == "Enabled" and source_backup is not None:
+        _s3_target(stream, source_backup, backup=True)
     prefix = str(config.get("Prefix", ""))
     error_prefix = str(config.get("ErrorOutputPrefix", ""))
     _check_prefixes(prefix, error_prefix)
@@ -322,7 +366,7 @@ def _opensearch_target(stream: str, config: Any) -> OpenSearchTarget:
         buffer_bytes=size,
         buffer_interval_s=interval,
         backup_all=mode == "AllDocuments",
-        backup=_s3_target(stream, config["S3Configuration"]),
+        backup=_s3_target(stream, config["S3Configuration"], backup=True),
     )
 
 
@@ -340,6 +384,7 @@ def _processing(stream: str, config: dict[str, Any]) -> Processing | None:
         return None
     lambda_arn: str | None = None
     buffer_mib = limits.DEFAULT_PROCESSOR_BUFFER_MIB
+    interval_s = float(limits.DEFAULT_PROCESSOR_INTERVAL_S)
     retries = limits.DEFAULT_LAMBDA_RETRIES
     delimiter: bytes | None = None
     for processor in spec.get("Processors") or []:
@@ -351,17 +396,43 @@ def _processing(stream: str, config: dict[str, Any]) -> Processing | None:
             if not params.get("LambdaArn"):
                 raise InvalidArgument("LambdaArn is required for a Lambda processor.")
             lambda_arn = str(params["LambdaArn"])
-            buffer_mib = float(params.get("BufferSizeInMBs", buffer_mib))
-            retries = int(params.get("NumberOfRetries", retries))
-            low, high = limits.PROCESSOR_BUFFER_MIB_RANGE
-            if not low <= buffer_mib <= high:
-                raise InvalidArgument(f"BufferSizeInMBs for the Lambda processor must be {low}-{high}.")
+            # The values are strings (API_ProcessorParameter); ranges from data-transformation.html.
+            buffer_mib = _processor_number(
+                params, "BufferSizeInMBs", buffer_mib, limits.PROCESSOR_BUFFER_MIB_RANGE
+            )
+            interval_s = _processor_number(
+                params, "BufferIntervalInSeconds", interval_s, limits.PROCESSOR_BUFFER_INTERVAL_S_RANGE
+            )
+            # No documented maximum for NumberOfRetries; any whole number from 0 is taken.
+            retries = int(_processor_number(params, "NumberOfRetries", retries, (0, float("inf"))))
         elif kind == "AppendDelimiterToRecord":
             raw = str(params.get("Delimiter", "\\n"))
             delimiter = raw.encode().decode("unicode_escape").encode()
         else:
             log.warning("stream %s: processor %s is not run by the local Firehose", stream, kind)
-    return Processing(lambda_arn, int(buffer_mib * 1024 * 1024), retries, delimiter)
+    return Processing(lambda_arn, int(buffer_mib * 1024 * 1024), retries, delimiter, interval_s)
+
+
+def _processor_number(
+    params: dict[Any, Any], name: str, default: float, bounds: tuple[float, float]
+) -> float:
+    """A Lambda processor parameter within its range; ParameterValue is a string in the API.
+    https://docs.aws.amazon.com/firehose/latest/APIReference/API_ProcessorParameter.html"""
+    raw = params.get(name)
+    if raw is None:
+        return default
+    low, high = bounds
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not low <= value <= high:  # NaN fails too
+        shown_low, shown_high = (f"{b:g}" for b in bounds)
+        raise InvalidArgument(
+            f"Processor parameter {name} value {raw!r} is invalid: "
+            f"it must be a number between {shown_low} and {shown_high}."
+        )
+    return value
 
 
 def validate_name(name: Any, where: str = "deliveryStreamName") -> str:

@@ -131,6 +131,7 @@ class TransformRunner:
         buffer_bytes: int,
         retries: int,
         clock: Callable[[], float] = time.time,
+        on_invocation: Callable[[float, bool], None] | None = None,
     ) -> None:
         self.handler = handler
         self.lambda_arn = lambda_arn
@@ -139,6 +140,9 @@ class TransformRunner:
         self.buffer_bytes = buffer_bytes
         self.retries = retries
         self.clock = clock
+        # Told (seconds spent in the function, whether the invocation succeeded) after each one:
+        # ExecuteProcessing.Duration and .Success.
+        self.on_invocation = on_invocation
 
     def run(self, records: Sequence[bytes], arrivals: Sequence[float]) -> Outcome:
         outcome = Outcome()
@@ -177,6 +181,7 @@ class TransformRunner:
         attempts = 0
         response: Any = None
         error: tuple[str, str] | None = None
+        started = time.perf_counter()
         while attempts <= self.retries:
             attempts += 1
             try:
@@ -194,8 +199,11 @@ class TransformRunner:
             except TypeError:
                 error = BAD_RESPONSE
             break
+        spent = time.perf_counter() - started
         if error is None:
             error = self._route(response, ids, records, arrivals, outcome, attempts)
+        if self.on_invocation is not None:
+            self.on_invocation(spent, error is None)
         if error is not None:
             for data, at in zip(records, arrivals, strict=True):
                 outcome.failed.append(self._envelope(data, at, attempts, error))

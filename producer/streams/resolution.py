@@ -51,20 +51,36 @@ class Asked:
 def resolve(asked: Asked, local: bool, region: str, state_dir: Path) -> RunStreams:
     """The run's streams, read once. ``local``: the embedded Firehose runs them, built from
     ``asked.template`` (the shipped pipeline template when None), its files under ``state_dir``."""
-    if asked.streams and asked.stack:
-        raise UsageError("--stream and --stack both name the streams; pass one of them")
-    if asked.stack and local:
-        raise UsageError("--stack reads a CloudFormation stack in AWS: add --target aws --region R")
+    _check(asked.streams, asked.stack, local)
     config, transform, from_template = _template(asked.template, asked.params, local, region, state_dir)
-    if asked.streams:
-        names = tuple(asked.streams)
-    elif asked.stack:
+    names = stream_names(asked.streams, asked.stack, local, region, from_template)
+    return RunStreams(names, config, transform, _pack(asked, names))
+
+
+def stream_names(
+    streams: Sequence[str],
+    stack: str | None,
+    local: bool,
+    region: str,
+    from_template: tuple[str, ...] = (),
+) -> tuple[str, ...]:
+    """The names alone (``resolve`` and ``soak``): ``--stream``, else ``--stack``'s outputs (read
+    from CloudFormation), else the template's, else the reference pipeline's."""
+    _check(streams, stack, local)
+    if streams:
+        return tuple(streams)
+    if stack:
         from producer.aws.cloudformation import stack_stream_names
 
-        names = stack_stream_names(asked.stack, region)
-    else:
-        names = from_template or pipeline.DEFAULT_STREAMS
-    return RunStreams(names, config, transform, _pack(asked, names))
+        return stack_stream_names(stack, region)
+    return from_template or pipeline.DEFAULT_STREAMS
+
+
+def _check(streams: Sequence[str], stack: str | None, local: bool) -> None:
+    if streams and stack:
+        raise UsageError("--stream and --stack both name the streams; pass one of them")
+    if stack and local:
+        raise UsageError("--stack reads a CloudFormation stack in AWS: add --target aws --region R")
 
 
 def _template(

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from typing import Any
 
 PRICING_URL = "https://aws.amazon.com/firehose/pricing/"
+S3_PRICING_URL = "https://aws.amazon.com/s3/pricing/"
+LAMBDA_PRICING_URL = "https://aws.amazon.com/lambda/pricing/"
 # "Rounded up to the nearest 5KB" (PRICING_URL); 5 KB read as 5,120 bytes (see the docstring).
 BILLING_INCREMENT_BYTES = 5_120
 # AWS bills data in GB of 2^30 bytes (its 5 KB is binary too, above); tiers are per month.
@@ -74,6 +76,11 @@ class PriceTable:
     format_conversion_usd_per_gb: float  # JSON to Parquet/ORC, per GB billed (5 KB increments)
     dynamic_partitioning_usd_per_gb: float  # per GB delivered to S3
     dynamic_partitioning_usd_per_1000_objects: float  # per 1,000 S3 objects delivered
+    # S3 Standard PUT, COPY, POST, LIST requests, per 1,000 (S3_PRICING_URL); each request of a
+    # multipart upload (initiate, every part, complete) is one of them.
+    s3_put_usd_per_1000: float = 0.005
+    # Lambda requests, per million invocations (LAMBDA_PRICING_URL); duration is not modelled.
+    lambda_usd_per_million_requests: float = 0.20
     source: str = PRICING_URL
 
 
@@ -82,7 +89,9 @@ class PriceTable:
 # (worked examples quoting $0.029/GB first 500 TB, $0.018/GB conversion, $0.020/GB + $0.005 per
 # 1,000 objects partitioning); the next tiers ($0.025 next 1.5 PB, $0.020 next 3 PB) come from
 # the page as quoted in issue 20 and were not cross-checked. Beyond 5 PB a month the page says
-# to contact AWS: the last tier's price is carried on.
+# to contact AWS: the last tier's price is carried on. S3 Standard PUT requests ($0.005 per
+# 1,000) and Lambda requests ($0.20 per million) read from S3_PRICING_URL and LAMBDA_PRICING_URL
+# (us-east-1) in 2026-12.
 PRICES: dict[str, PriceTable] = {
     "us-east-1": PriceTable(
         region="us-east-1",
@@ -247,3 +256,33 @@ def objects_usd(region: str, objects: int) -> float | None:
     if table is None:
         return None
     return _usd(objects / 1000 * table.dynamic_partitioning_usd_per_1000_objects)
+
+
+# Firehose writes an S3 object with one PutObject when the buffer interval is 60 s or more; below
+# 60 s it "uses multipart upload ... [which] may slightly increase S3 PUT API costs"
+# (https://docs.aws.amazon.com/firehose/latest/dev/buffering-hints.html). The page does not say
+# how many parts; the model takes S3's smallest part, 5 MiB (every part but the last;
+# https://docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html), so an object of N bytes
+# costs CreateMultipartUpload + ceil(N / 5 MiB) UploadPart + CompleteMultipartUpload requests:
+# an upper bound for the parts, and at least 3 requests where PutObject would be 1.
+MULTIPART_BELOW_INTERVAL_S = 60
+MIN_PART_BYTES = 5 * 1024 * 1024
+
+
+def s3_puts_per_object(interval_s: float, object_bytes: float) -> int:
+    """S3 PUT-class requests one delivered object costs (see the model above)."""
+    if interval_s >= MULTIPART_BELOW_INTERVAL_S:
+        return 1
+    return 2 + max(1, math.ceil(object_bytes / MIN_PART_BYTES))
+
+
+def requests_usd(region: str, s3_puts: float, lambda_invocations: float) -> dict[str, float] | None:
+    """What ``s3_puts`` S3 PUT requests and ``lambda_invocations`` Lambda requests cost (None: no
+    price table for the region)."""
+    table = price_table(region)
+    if table is None:
+        return None
+    return {
+        "s3_put_usd": _usd(s3_puts / 1000 * table.s3_put_usd_per_1000),
+        "lambda_requests_usd": _usd(lambda_invocations / 1e6 * table.lambda_usd_per_million_requests),
+    }

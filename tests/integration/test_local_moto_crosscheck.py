@@ -10,30 +10,16 @@ Those are the local Firehose's own tests (tests/integration/test_local_*.py).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import botocore.session
 import orjson
-import pytest
-from moto.server import ThreadedMotoServer
 
 from tests.helpers import run_cli
 
 STREAM = "moto-stream"
 BUCKET = "moto-bucket"
-
-
-@pytest.fixture
-def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 def _client(service: str, url: str) -> Any:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
+from typing import Any
 
 from producer.audit.findings import ObjectStat, SeqCounts, StreamFindings
-from producer.audit.hints import BufferHints, check, from_description, parse
+from producer.audit.hints import BufferHints, check, from_description
 from producer.audit.reconcile import percentile, reconcile
 from producer.audit.runinfo import RunInfo, StreamSent
 from producer.summary import RunSummary
@@ -81,19 +81,32 @@ def test_hint_check() -> None:
     assert any("longer apart" in p for p in result.problems)
 
 
-def test_hints_from_description_and_text() -> None:
-    description = {
+def test_hints_from_description() -> None:
+    description: dict[str, Any] = {
         "Destinations": [
             {"ExtendedS3DestinationDescription": {"BufferingHints": {"IntervalInSeconds": 5, "SizeInMBs": 3}}}
         ]
     }
     assert from_description(description) == BufferHints(5.0, 3)
-    assert parse("2s/1") == BufferHints(2.0, 1) and parse("60/5MiB") == BufferHints(60.0, 5)
-    for bad, why in (
-        ("2s", "is not INTERVAL/SIZE_MIB"),
-        ("x/1", "is not INTERVAL/SIZE_MIB"),
-        ("2s/0", "interval must be"),
-        ("901s/1", "interval must be"),
-    ):
-        with pytest.raises(ValueError, match=why):
-            parse(bad)
+    # With a Lambda processor, its interval too (60 s when not given): an object's arrivals can
+    # span the processor's wait plus the destination's.
+    destination = description["Destinations"][0]["ExtendedS3DestinationDescription"]
+    lambda_: dict[str, Any] = {
+        "Type": "Lambda",
+        "Parameters": [{"ParameterName": "BufferIntervalInSeconds", "ParameterValue": "4"}],
+    }
+    destination["ProcessingConfiguration"] = {"Enabled": True, "Processors": [lambda_]}
+    assert from_description(description) == BufferHints(5.0, 3, 4.0)
+    lambda_["Parameters"] = []
+    assert from_description(description) == BufferHints(5.0, 3, 60.0)
+    spanning = [_obj(t * 9.0, 8.5, 1000) for t in range(3)]  # 8.5 s apart: 5 + 4 allows it
+    result = check(spanning, BufferHints(5.0, 3, 4.0))
+    assert result is not None and not any("longer apart" in p for p in result.problems), result
+    result = check(spanning, BufferHints(5.0, 3))
+    assert result is not None and any("longer apart" in p for p in result.problems), result
+    # Fewer objects than window / interval: each holds up to processor + destination interval.
+    fewer = [_obj(t * 20.0, 19.0, 1000) for t in range(3)]  # 59 s in 3 objects at 10 s + 10 s
+    result = check(fewer, BufferHints(10.0, 3, 10.0))
+    assert result is not None and result.consistent, result
+    result = check(fewer, BufferHints(10.0, 3))
+    assert result is not None and not result.consistent, result

@@ -191,7 +191,10 @@ async def test_cloudwatch_metrics_for_the_window() -> None:
     assert series["s"]["ThrottledRecords"] == [
         [stamp.timestamp(), float(index[by_name[("s", "ThrottledRecords")]])]
     ]
-    assert len(series["s-opensearch"]) == 5
+    # Every query's series came back: the common ones, the destination's and the S3 backup's.
+    assert len(series["s-opensearch"]) == len(cloudwatch.metrics_for("opensearch")) == 11
+    assert "BackupToS3.DataFreshness" in series["s-opensearch"]
+    assert cloudwatch.INVOCATIONS in series["s"]
 
 
 def test_parquet_objects_read_as_rows_and_a_damaged_one_is_one_clear_line() -> None:
