@@ -243,8 +243,25 @@ def print_summary(summary: RunSummary, out: TextIO = sys.stdout, log_format: Log
                 highlight=False,
                 markup=False,
             )
+    for line in check_lines(summary):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
     if summary.output_dir:
         console.print(f"delivered objects: {summary.output_dir}", highlight=False, markup=False)
     if summary.dead_letter_path:
         console.print(f"dead-letter spool: {summary.dead_letter_path}", highlight=False, markup=False)
     out.flush()
+
+
+def check_lines(summary: RunSummary) -> list[str]:
+    """The checks' outcomes (and an abort), one line each: ``check EXPR: VALUE ok|FAILED``."""
+    lines = []
+    if summary.aborted:
+        a = summary.aborted
+        who = f" in {a['by']}" if a.get("by") else ""
+        lines.append(f"stopped early at {a.get('at_s')}s: check {a.get('check')!r} failed{who}")
+    for c in summary.checks or []:
+        value = c.get("value")
+        shown = "no data" if value is None else f"{value:.6g}"
+        at = f" at {c['failed_at_s']}s" if c.get("failed_at_s") is not None else ""
+        lines.append(f"check {c['expression']}: {shown} {'ok' if c.get('ok') else 'FAILED' + at}")
+    return lines

@@ -9,6 +9,8 @@ EXIT_STREAM_UNUSABLE = 3
 # The run's books do not balance: records neither accepted nor dead-lettered (a spool that
 # could not be written, a --workers process that died without its summary).
 EXIT_INCOMPLETE = 4
+# A user's --check (or a soak target) failed.
+EXIT_CHECK_FAILED = 5
 
 
 class LoadgenError(Exception):

@@ -12,9 +12,11 @@ from typer.exceptions import TyperException
 
 from producer import __version__, pipeline
 from producer.bench import events as bench_events
+from producer.checks.expr import Check, parse_checks
 from producer.cli import audit as audit_commands
 from producer.cli import bench as bench_commands
 from producer.cli import local as local_commands
+from producer.cli import merge as merge_command
 from producer.cli import options
 from producer.cli import profiles as profile_commands
 from producer.cli import replay as replay_command
@@ -129,6 +131,19 @@ def _pack(
             f"makes {profile.record_format}"
         )
     return pack
+
+
+def _checks(profile: Profile, given: list[str] | None, run: tuple[str, ...]) -> tuple[Check, ...]:
+    """The profile's checks:, then --check's (or LOADGEN_CHECK's, ';'-separated); each once."""
+    from_profile = parse_checks(profile.checks, f"{profile.path} checks:")
+    given = list(given or options.env_list("LOADGEN_CHECK"))
+    checks = from_profile + tuple(c for c in parse_checks(given) if c.text not in profile.checks)
+    for c in checks:
+        if c.stream is not None and c.stream not in run:
+            raise UsageError(
+                f"--check {c.text!r}: {c.stream!r} is not a stream of this run ({', '.join(run)})"
+            )
+    return checks
 
 
 @app.command()
@@ -324,14 +339,17 @@ def run(
             envvar="LOADGEN_PACK_BYTES",
         ),
     ] = DEFAULT_TARGET_BYTES,
-    run_id: Annotated[
-        str | None,
+    run_id: options.RunId = None,
+    check: Annotated[
+        list[str] | None,
         typer.Option(
-            hidden=True,
-            help="Use this run id (workers and shards of one run share it).",
-            envvar="LOADGEN_RUN_ID",
+            help="Pass/fail check, repeatable: METRIC[{stream=NAME}] OP VALUE [for D] [after D] "
+            "[abort], e.g. 'throttled_ratio<1%' or 'accepted_ratio>0.9 for 30s abort'. A failed "
+            "check is exit 5. LOADGEN_CHECK holds several separated by ';'. Profiles: checks:.",
+            show_default=False,
         ),
     ] = None,
+    results_url: options.ResultsUrlOption = None,
 ) -> None:
     """Generate a load profile and send every event to every stream."""
     given = dict(locals())  # every option as resolved (flags, then LOADGEN_*), for --workers children
@@ -399,6 +417,8 @@ def run(
         pack=_pack(loaded, pack, pack_bytes, run_streams),
         local_stream_config=local_config,
         local_transform=local_transform,
+        checks=_checks(loaded, check, run_streams),
+        results_url=options.results_url(results_url),
     )
     from producer.app import run_load
     from producer.runtime import run_async
@@ -424,6 +444,7 @@ bench_commands.register(app)  # before bench_events, which joins its `bench` gro
 bench_events.register(app)
 local_commands.register(app)
 audit_commands.register(app)  # audit, soak
+merge_command.register(app)
 stack_commands.register(app)
 
 

@@ -7,6 +7,7 @@ text into values with ``duration``/``endpoint_url``, which fail with one UsageEr
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,7 @@ import typer
 
 from producer.durations import parse_duration
 from producer.errors import UsageError
+from producer.results.url import ResultsUrl, parse_results_url
 
 
 def duration(option: str, text: str, *, strict: bool = False) -> float:
@@ -40,6 +42,16 @@ def endpoint_url(text: str | None, option: str = "--endpoint-url") -> str | None
     return text.rstrip("/")
 
 
+def results_url(text: str | None) -> ResultsUrl | None:
+    return None if not text else parse_results_url(text)
+
+
+def env_list(name: str) -> list[str]:
+    """A variable holding several values separated by ';' (values that contain spaces, such as
+    checks, cannot be split on whitespace as Click splits list variables)."""
+    return [part.strip() for part in os.environ.get(name, "").split(";") if part.strip()]
+
+
 def at_least(option: str, value: int, low: int = 1) -> int:
     if value < low:
         raise UsageError(f"{option} must be at least {low}, got {value}")
@@ -64,6 +76,28 @@ Region = Annotated[
 ]
 SummaryJson = Annotated[
     Path | None, typer.Option(help="Also write the summary here.", envvar="LOADGEN_SUMMARY_JSON")
+]
+
+# --- One run over several processes, pods and tasks ------------------------------------------
+
+RunId = Annotated[
+    str | None,
+    typer.Option(
+        help="The run's id; every shard, pod or task of one run passes the same one (the K8s Job "
+        "sets it from its own uid). Default: a new one (time and random suffix).",
+        envvar="LOADGEN_RUN_ID",
+        show_default=False,
+    ),
+]
+ResultsUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--results-url",
+        help="file://DIR or s3://BUCKET/PREFIX: this shard's summary and spool go under RUN_ID/ "
+        "there when it ends, for `firehose-loadgen merge`; an abort check stops every shard.",
+        envvar="LOADGEN_RESULTS_URL",
+        show_default=False,
+    ),
 ]
 
 # --- Delivery: one StreamChannel per stream, for run and replay alike -------------------------

@@ -53,6 +53,7 @@ class Profile:
     malformed: MalformedSpec = dataclasses.field(default_factory=MalformedSpec)
     routes: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     pack: dict[str, int] = dataclasses.field(default_factory=dict)  # stream: target record bytes
+    checks: tuple[str, ...] = ()  # as --check takes them; parsed by the run
 
     def resolved(self) -> dict[str, Any]:
         """Every setting, defaults filled in, as plain data (``profiles show``)."""
@@ -68,6 +69,7 @@ class Profile:
             "malformed": {"share": self.malformed.share, "kinds": list(self.malformed.kinds)},
             "routes": {k: list(v) for k, v in self.routes.items()} or "every event to every stream",
             "pack": self.pack or "no stream",
+            "checks": list(self.checks),
         }
 
 
@@ -151,6 +153,7 @@ def build_profile(spec: ProfileSpec, path: Path) -> Profile:
         malformed=MalformedSpec(share=spec.malformed.share, kinds=tuple(spec.malformed.kinds)),
         routes={stream: tuple(sources) for stream, sources in spec.routes.items()},
         pack=dict(spec.pack),
+        checks=tuple(spec.checks),
     )
 
 

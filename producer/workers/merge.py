@@ -1,5 +1,7 @@
-"""``run --workers``: the workers' summaries (and the last scrape of any that died) summed into
-the run's one RunSummary, and the exit code of the whole. Pure: tests/unit/test_workers.py."""
+"""Summaries summed into one: ``run --workers`` (the workers' summaries, and the last scrape of
+any that died) and ``merge`` (the shards of a run, producer/results/combine.py) both use
+``merge_parts``: counters summed, latency histograms merged bucket by bucket, cost priced again
+on the sums. Pure: tests/unit/test_workers.py."""
 
 from __future__ import annotations
 
@@ -9,6 +11,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from producer.app import local_buffer_hints
+from producer.checks import judge
+from producer.checks.expr import Check
+from producer.checks.figures import Figures
 from producer.config import RunConfig, TargetKind
 from producer.errors import EXIT_INCOMPLETE, EXIT_STREAM_UNUSABLE, EXIT_USAGE
 from producer.sharding import Shard
@@ -19,7 +24,7 @@ from producer.telemetry.aggregate import (
     buckets,
     value,
 )
-from producer.telemetry.histogram import Histogram, StreamHistograms
+from producer.telemetry.histogram import Histogram, LogHistogram, StreamHistograms
 from producer.telemetry.stats import StreamStats
 from producer.workers.plan import Worker
 
@@ -46,6 +51,45 @@ def merge(values: Sequence[Any]) -> Any:
         return [item for v in present for item in v]
     texts = list(dict.fromkeys(str(v) for v in present))
     return texts[0] if len(texts) == 1 else "; ".join(texts)
+
+
+# Parts of a summary that are not sums: each merge sets them itself.
+NOT_SUMMED = ("shard", "checks", "aborted", "exit_code", "buffer_hints", "dead_letter_path")
+
+
+def merge_parts(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Summaries (or parts of them) summed: ``merge`` on everything but ``NOT_SUMMED``, then the
+    parts that summing would spoil made right: each stream's latency histograms merged (their
+    percentiles computed again from the summed buckets, never averaged), the shortfall's share
+    computed again from the summed events."""
+    summed: dict[str, Any] = merge([{k: v for k, v in p.items() if k not in NOT_SUMMED} for p in parts]) or {}
+    summed.setdefault("events_generated", 0)
+    summed.setdefault("streams", {})
+    for name, stream in summed["streams"].items():
+        blocks = [((p.get("streams") or {}).get(name) or {}).get("latency") or {} for p in parts]
+        kinds = dict.fromkeys(k for b in blocks for k in b)
+        latency = {}
+        for kind in kinds:
+            h = LogHistogram()
+            for b in blocks:
+                if kind in b:
+                    h.merge(LogHistogram.from_dict(b[kind]))
+            latency[kind] = h.to_dict()
+        stream["latency"] = latency
+    schedule = summed.get("schedule")
+    if isinstance(schedule, dict) and schedule.get("target_events"):
+        schedule["shortfall_pct"] = round(100.0 * schedule["shortfall_events"] / schedule["target_events"], 2)
+    return summed
+
+
+def merged_checks(
+    checks: Sequence[Check], summary: RunSummary, parts: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]] | None:
+    """The merged run's checks block (checks.judge.combine), None when there are none."""
+    given = [list(p.get("checks") or []) for p in parts]
+    if not checks and not any(given):
+        return None
+    return judge.combine(checks, Figures.of_summary(summary), given)
 
 
 # Per-stream counters a scrape can give for a worker that left no summary.
@@ -141,11 +185,9 @@ def combine(
             # Lower bound: events after the last scrape may have been delivered as well.
             spaces.append(_space(w.shard, seen["events_generated"]))
         failed.append(entry)
-    summary: dict[str, Any] = merge(parts) or {"events_generated": 0, "streams": {}}
-    schedule = summary.get("schedule")
-    if isinstance(schedule, dict) and schedule.get("target_events"):
-        schedule["shortfall_pct"] = round(100.0 * schedule["shortfall_events"] / schedule["target_events"], 2)
-    summary["cost"] = _cost(config, summary, [w.summary for w in workers if w.summary is not None], elapsed_s)
+    summary = merge_parts(parts)
+    summaries = [w.summary for w in workers if w.summary is not None]
+    summary["cost"] = reprice(config.target.region, summary, summaries, min(config.duration_s, elapsed_s))
     spools = [str(w.dead_letter) for w in workers if w.dead_letter.is_file()]
     head = {
         "run_id": run_id,
@@ -154,7 +196,7 @@ def combine(
         "rate": config.rate,
         "duration_s": round(elapsed_s, 3),
     }
-    return RunSummary.from_dict(
+    merged = RunSummary.from_dict(
         head
         | {k: v for k, v in summary.items() if k not in head}
         | {
@@ -168,14 +210,17 @@ def combine(
             "workers": {"count": len(workers), "failed": failed},
         }
     )
+    merged.checks = merged_checks(config.checks, merged, summaries)
+    merged.aborted = next((s["aborted"] for s in summaries if s.get("aborted")), None)
+    return merged
 
 
-def _cost(
-    config: RunConfig, summary: dict[str, Any], parts: Sequence[dict[str, Any]], elapsed_s: float
+def reprice(
+    region: str, summary: Mapping[str, Any], parts: Sequence[Mapping[str, Any]], window_s: float
 ) -> dict[str, Any]:
     """The cost block priced again on the merged counters (summed projections and lists of
-    features would not mean anything): the workers generate side by side for the run's
-    duration, so their summed bytes over that window is the run's rate."""
+    features would not mean anything): the workers or shards generate side by side for the
+    run's duration (``window_s``), so their summed bytes over that window is the run's rate."""
     streams: dict[str, Any] = summary.get("streams") or {}
     features: dict[str, cost.Features] = {}
     for part in parts:  # every worker described the same streams: the first to say wins
@@ -185,9 +230,9 @@ def _cost(
                 name, cost.Features("format_conversion" in named, "dynamic_partitioning" in named)
             )
     return cost.run_cost(
-        config.target.region,
+        region,
         {name: int(s.get("billed_bytes") or 0) for name, s in streams.items()},
-        min(config.duration_s, elapsed_s),
+        window_s,
         features,
         sum(int(s.get("bytes_sent") or 0) for s in streams.values()),
     )

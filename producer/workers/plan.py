@@ -38,6 +38,7 @@ _PARENT_OWNED = {
     "summary_json",
     "dead_letter",
     "output_dir",
+    "results_url",
 }
 
 

@@ -179,7 +179,7 @@ def test_the_live_view_reads_the_summed_scrape() -> None:
     apply_scrape(parse_scrape(_scrape_of(10, 12)), stats, histograms)
     assert (stats[0].accepted, stats[0].sent, stats[0].held) == (10, 12, 2)
     assert histograms["a"].request_seconds.count == 10
-    assert histograms["a"].request_seconds.quantile(0.5) == 0.005
+    assert histograms["a"].request_seconds.quantile(0.5) == 0.003  # observed at 3 ms; 0.003 is a bucket bound
 
 
 def test_parse_workers() -> None:
