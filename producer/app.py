@@ -36,7 +36,7 @@ from producer.local.server import LocalFirehose, LocalOptions
 from producer.results.store import ResultsStore, open_store, publish_shard
 from producer.results.url import shard_name
 from producer.runtime import Signals, first_done
-from producer.schedule import PACER_TICK_S, scaled
+from producer.schedule import scaled
 from producer.summary import RunSummary, StreamSummary, run_summary_paths
 from producer.telemetry import cost
 from producer.telemetry.histogram import StreamHistograms
@@ -240,9 +240,9 @@ async def _load(
         gen_elapsed = time.monotonic() - gen_started
         mark_at = gen_elapsed
         if watch.halted_at_s is not None:
-            # Stopped by a check: the pacer's last tick came at most one tick before the halt,
-            # and what fell due after it was not asked for.
-            mark_at = min(gen_elapsed, max(0.0, watch.halted_at_s - PACER_TICK_S))
+            # Stopped by a check: what fell due after the halt was not asked for, and what fell
+            # due just before it may not have been made yet (the schedule's tolerance).
+            mark_at = min(gen_elapsed, max(0.0, watch.halted_at_s - schedule.tolerance_s))
         schedule.mark(progress.events, mark_at)
         await close(channels, config.ending, signals)
         if watching is not None:
@@ -274,7 +274,7 @@ async def _load(
     summary.write(run_summary_paths(config.output_dir, run_id, config.summary_json))
     if store is not None:
         await publish_shard(
-            store, shard, summary.to_dict(), summary.exit_code(), spool.path if spool.count else None
+            store, shard, summary.to_dict(), summary.exit_code(), [spool.path] if spool.count else []
         )
     print_summary(summary, out, config.log_format)
     _report_delivery_problems(summary, stats)

@@ -201,10 +201,6 @@ async def _wait_or_stop(stop: asyncio.Event, timeout_s: float) -> None:
 Waiter = Callable[[asyncio.Event, float], Awaitable[None]]
 
 
-# The pacer's step: what fell due is generated at most this long after.
-PACER_TICK_S = 0.01
-
-
 class Pacer:
     """Yields how many events are due at each tick until ``duration_s`` has passed.
 
@@ -216,7 +212,7 @@ class Pacer:
         self,
         rate_at: RateFunction,
         duration_s: float,
-        tick_s: float = PACER_TICK_S,
+        tick_s: float = 0.01,
         clock: Callable[[], float] = time.monotonic,
         wait: Waiter = _wait_or_stop,
     ) -> None:

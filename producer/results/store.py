@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -128,21 +128,23 @@ class ResultsStore:
 
 
 async def publish_shard(
-    store: ResultsStore, shard: str, summary: dict[str, Any], exit_code: int, spool: Path | None
+    store: ResultsStore, shard: str, summary: dict[str, Any], exit_code: int, spools: Sequence[Path] = ()
 ) -> None:
-    """A shard's end: its spool first, then its summary (the summary names the spool, so a
-    reader that sees the summary finds the spool there too)."""
-    body = _read_if_any(spool)
-    if body is not None:
-        await store.put(f"{SPOOLS}/{shard}.jsonl", body)
+    """A shard's end: its spool first (several, a --workers run's, joined: JSON lines), then its
+    summary (which names the spool, so a reader that sees the summary finds the spool too)."""
+    bodies = [b for b in (_read_if_any(p) for p in spools) if b]
+    if bodies:
+        await store.put(
+            f"{SPOOLS}/{shard}.jsonl", b"".join(b if b.endswith(b"\n") else b + b"\n" for b in bodies)
+        )
     await store.put(
         f"{SHARDS}/{shard}.json", orjson.dumps(summary | {"exit_code": exit_code}, option=orjson.OPT_INDENT_2)
     )
 
 
-def _read_if_any(path: Path | None) -> bytes | None:
+def _read_if_any(path: Path) -> bytes | None:
     try:
-        return None if path is None else path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         return None
     except OSError as exc:

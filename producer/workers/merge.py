@@ -15,7 +15,13 @@ from producer.checks import judge
 from producer.checks.expr import Check
 from producer.checks.figures import Figures
 from producer.config import RunConfig, TargetKind
-from producer.errors import EXIT_INCOMPLETE, EXIT_STREAM_UNUSABLE, EXIT_USAGE
+from producer.errors import (
+    EXIT_CHECK_FAILED,
+    EXIT_DEAD_LETTERED,
+    EXIT_INCOMPLETE,
+    EXIT_STREAM_UNUSABLE,
+    EXIT_USAGE,
+)
 from producer.sharding import Shard
 from producer.summary import RunSummary
 from producer.telemetry import cost
@@ -243,14 +249,17 @@ def _space(shard: Shard, events: int) -> dict[str, int]:
 
 
 def exit_code(workers: Sequence[Worker]) -> int:
-    """The workers' worst code; a dead worker makes it at least 1, nothing to count makes it 3,
+    """The workers' worst code but 1 and 5 (the merged summary's own, summary.exit_code, decides
+    those); a dead worker makes it 4, nothing to count makes it 3,
     and all of them refusing their options (exit 2, no summary) is a usage error."""
     if workers and all(w.summary is None and w.returncode == EXIT_USAGE for w in workers):
         return EXIT_USAGE
     if not any(w.summary is not None or w.scrape is not None for w in workers):
         return EXIT_STREAM_UNUSABLE
+    # A worker's dead letters (1) and checks (5) are judged again on the merged summary (a
+    # dead-letter check or a p99 is the run's, not one worker's): only 2, 3, 4 carry over.
     codes = [w.returncode or 0 for w in workers if w.summary is not None]
-    code = max(codes, default=0)
+    code = max((c for c in codes if c not in (EXIT_DEAD_LETTERED, EXIT_CHECK_FAILED)), default=0)
     if any(w.summary is None for w in workers):
         code = EXIT_INCOMPLETE  # the run's books are incomplete: a worker's records are lost
     return code

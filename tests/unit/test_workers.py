@@ -103,7 +103,8 @@ def test_combine_sums_the_workers_and_keeps_the_books_balanced(tmp_path: Path) -
         _worker(tmp_path, 0, summary=_summary(1200), returncode=0),
         _worker(tmp_path, 1, summary=_summary(1200, dead=5, reason="Dropped"), returncode=1),
     ]
-    summary = combine(_config(tmp_path), "run-1", workers, 4.2).to_dict()
+    merged = combine(_config(tmp_path), "run-1", workers, 4.2)
+    summary = merged.to_dict()
     assert summary["run_id"] == "run-1" and summary["rate"] == 600.0 and summary["target"] == "local"
     assert summary["events_generated"] == 2400
     for name in STREAMS:
@@ -123,7 +124,8 @@ def test_combine_sums_the_workers_and_keeps_the_books_balanced(tmp_path: Path) -
         {"offset": 1, "stride": 2, "events": 1200},
     ]
     assert summary["complete"] is True and summary["workers"] == {"count": 2, "failed": []}
-    assert exit_code(workers) == 1  # the worst worker's: records were dead-lettered
+    # Dead letters are the merged summary's to judge (a dead-letter check may allow them).
+    assert exit_code(workers) == 0 and merged.exit_code() == 1
 
 
 def test_a_dead_worker_counts_with_its_last_scrape_and_fails_the_run(tmp_path: Path) -> None:
