@@ -33,7 +33,7 @@ from producer.firehose.client import ClientSettings, FirehoseClient, open_batch_
 from producer.firehose.errors import ApiError, TransportError
 from producer.generation import Progress, generate
 from producer.local.server import LocalFirehose, LocalOptions
-from producer.results.store import ResultsStore, open_store, publish_shard
+from producer.results.store import AbortMarker, ResultsStore, open_store, publish_shard
 from producer.results.url import shard_name
 from producer.runtime import Signals, first_done
 from producer.schedule import scaled
@@ -222,15 +222,10 @@ async def _load(
         # ends as at the end of --duration, and the run drains normally.
         halt = asyncio.Event()
         shard = shard_name(config.shard.index, config.shard.count)
+        board = AbortMarker(store) if store is not None else None
+        shard_label = shard if store is not None else ""
         watch = Watch(
-            config.checks,
-            stats,
-            histograms,
-            rate_at,
-            halt,
-            store,
-            shard if store else "",
-            started=gen_started,
+            config.checks, stats, histograms, rate_at, halt, board, shard_label, started=gen_started
         )
         watching = asyncio.create_task(watch.run()) if watch.needed else None
         await feed(generate(config, generator, channels, halt, progress, run_id), signals, spool, halt)
@@ -268,7 +263,7 @@ async def _load(
         summary.shard = {"index": config.shard.index, "count": config.shard.count}
     if config.checks:
         # Judged on the whole run's figures on the generation clock the live checks used.
-        end = dataclasses.replace(Figures.of_summary(summary), at_s=gen_elapsed)
+        end = dataclasses.replace(Figures.of_summary(summary.to_dict()), at_s=gen_elapsed)
         summary.checks = [v.to_dict() for v in watch.judge.verdicts(end)]
     summary.aborted = watch.aborted
     summary.write(run_summary_paths(config.output_dir, run_id, config.summary_json))

@@ -13,22 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from producer.checks.expr import Check
-from producer.summary import RunSummary
 from producer.telemetry.histogram import LATENCY_ACK, LATENCY_PUT, LogHistogram, StreamHistograms
-from producer.telemetry.stats import StreamStats
+from producer.telemetry.stats import COUNTS, StreamStats
 
-# The StreamSummary / StreamStats counters the metrics read.
-COUNTERS = (
-    "sent",
-    "accepted",
-    "dead_lettered",
-    "throttled_records",
-    "failed_record_attempts",
-    "requests",
-    "failed_requests",
-    "possible_duplicates",
-    "rate_cuts",
-)
+# Every counter of a stream's books (telemetry/stats.Books, declared once there): the summary
+# keys and StreamStats fields the metrics read.
+COUNTERS = tuple(c.name for c in COUNTS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,15 +64,16 @@ class Figures:
     cost_per_hour: float | None = None  # at the end only
 
     @classmethod
-    def of_summary(cls, summary: RunSummary) -> Figures:
-        schedule = summary.schedule or {}
+    def of_summary(cls, summary: Mapping[str, Any]) -> Figures:
+        """From a run summary's JSON form (RunSummary.to_dict)."""
+        schedule = summary.get("schedule") or {}
         target = float(schedule.get("target_events") or 0)
         shortfall = float(schedule.get("shortfall_events") or 0) / target if target else None
-        cost = (summary.cost or {}).get("per_hour_usd")
+        cost = (summary.get("cost") or {}).get("per_hour_usd")
         return cls(
-            at_s=summary.duration_s,
+            at_s=float(summary.get("duration_s") or 0.0),
             asked=target,
-            streams={name: StreamFigures.of_summary(s.to_dict()) for name, s in summary.streams.items()},
+            streams={name: StreamFigures.of_summary(s) for name, s in (summary.get("streams") or {}).items()},
             shortfall=shortfall,
             cost_per_hour=None if cost is None else float(cost),
         )

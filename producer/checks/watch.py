@@ -1,6 +1,6 @@
 """During a run: a snapshot of the figures every ``judge.TICK_S`` for the live checks, and the
-run-wide abort marker under ``--results-url`` (written when an abort check fires here, polled
-so that one shard's abort stops every shard of the run).
+run-wide abort marker (``--results-url``'s RUN_ID/abort.json, results/store.AbortMarker):
+written when an abort check fires here, polled so that one shard's abort stops every shard.
 
 Stopping is by ``halt``: generation ends as at the end of ``--duration``, and the run drains
 normally (app.py); ``aborted`` says why, for the summary.
@@ -13,7 +13,7 @@ import contextlib
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -21,12 +21,22 @@ from producer.checks.expr import Check
 from producer.checks.figures import Figures, StreamFigures
 from producer.checks.judge import TICK_S, Judge
 from producer.errors import LoadgenError
-from producer.results.store import ABORT_KEY, ResultsStore
 from producer.telemetry.histogram import StreamHistograms
 from producer.telemetry.stats import StreamStats, expected_events
 
-# How often the abort marker is looked for (seconds): a HEAD request on S3, a stat on a folder.
-MARKER_POLL_S = {"file": 0.5, "s3": 2.0}
+
+class AbortBoard(Protocol):
+    """Where the shards of a run leave and look for the abort marker."""
+
+    @property
+    def where(self) -> str: ...
+
+    @property
+    def poll_s(self) -> float: ...
+
+    async def read(self) -> bytes | None: ...
+
+    async def write(self, body: bytes) -> None: ...
 
 
 class Watch:
@@ -37,7 +47,7 @@ class Watch:
         histograms: dict[str, StreamHistograms],
         rate_at: Callable[[float], float],
         halt: asyncio.Event,
-        store: ResultsStore | None = None,
+        board: AbortBoard | None = None,
         shard: str = "",
         clock: Callable[[], float] = time.monotonic,
         started: float | None = None,
@@ -47,7 +57,7 @@ class Watch:
         self._histograms = histograms
         self._rate_at = rate_at
         self._halt = halt
-        self._store = store
+        self._board = board
         self._shard = shard
         self._clock = clock
         self._asked = 0.0
@@ -58,7 +68,7 @@ class Watch:
 
     @property
     def needed(self) -> bool:
-        return any(c.live for c in self.judge.checks) or self._store is not None
+        return any(c.live for c in self.judge.checks) or self._board is not None
 
     def elapsed(self) -> float:
         return self._clock() - self.started
@@ -78,7 +88,7 @@ class Watch:
     async def run(self) -> None:
         """Until cancelled, or until the run is stopped by a check here or elsewhere."""
         live = any(c.live for c in self.judge.checks)
-        poll_s = MARKER_POLL_S[self._store.url.scheme] if self._store is not None else 0.0
+        poll_s = self._board.poll_s if self._board is not None else 0.0
         next_poll = self._clock()
         while not self._halt.is_set():
             await asyncio.sleep(TICK_S)
@@ -87,7 +97,7 @@ class Watch:
                 if fired is not None:
                     await self._abort(fired)
                     return
-            if self._store is not None and self._clock() >= next_poll:
+            if self._board is not None and self._clock() >= next_poll:
                 next_poll = self._clock() + poll_s
                 if await self._marker():
                     return
@@ -107,16 +117,16 @@ class Watch:
             file=sys.stderr,
         )
         self._halt_now()
-        if self._store is not None:
+        if self._board is not None:
             try:
-                await self._store.put(ABORT_KEY, orjson.dumps(self.aborted))
+                await self._board.write(orjson.dumps(self.aborted))
             except LoadgenError as exc:
                 print(f"warning: the other shards were not told to stop: {exc}", file=sys.stderr)
 
     async def _marker(self) -> bool:
-        assert self._store is not None
+        assert self._board is not None
         try:
-            body = await self._store.get(ABORT_KEY)
+            body = await self._board.read()
         except LoadgenError as exc:
             print(f"warning: cannot read the run's abort marker: {exc}", file=sys.stderr)
             return False
@@ -133,7 +143,7 @@ class Watch:
         }
         print(
             f"aborting: {marker.get('shard') or 'another shard'} of this run failed check "
-            f"{marker.get('check')!r} ({self._store.where}{ABORT_KEY}); draining",
+            f"{marker.get('check')!r} ({self._board.where}); draining",
             file=sys.stderr,
         )
         self._halt_now()

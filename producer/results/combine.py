@@ -22,9 +22,9 @@ import orjson
 from producer.checks.expr import Check
 from producer.errors import EXIT_CHECK_FAILED, EXIT_DEAD_LETTERED, EXIT_OK, UsageError
 from producer.results.store import MERGED_KEY, SHARDS, SPOOLS, ResultsStore, open_store
+from producer.results.summing import merge_parts, merged_checks, reprice
 from producer.results.url import ResultsUrl, parse_shard_name, shard_name
 from producer.summary import RunSummary, run_summary_paths
-from producer.workers.merge import merge_parts, merged_checks, reprice
 
 # A shard's own exit code that the merge reports as a failure of that shard (2: it refused
 # its options, 3: it could not use its streams, 4: its own books did not balance).

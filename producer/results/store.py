@@ -20,6 +20,7 @@ import os
 import tempfile
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ ABORT_KEY = "abort.json"
 MERGED_KEY = "summary.json"
 SHARDS = "shards"
 SPOOLS = "dead-letter"
+# How often the abort marker is looked for (seconds): a GET on S3, a stat on a folder.
+MARKER_POLL_S = {"file": 0.5, "s3": 2.0}
 
 
 class ResultsStore:
@@ -125,6 +128,27 @@ class ResultsStore:
         except aws.SDK_ERRORS as exc:
             raise aws.explain(exc, f"listing {self.where}{folder}") from None
         return sorted(name for name in out if name and "/" not in name)
+
+
+@dataclass(frozen=True, slots=True)
+class AbortMarker:
+    """The run's abort marker in ``store`` (checks/watch.AbortBoard)."""
+
+    store: ResultsStore
+
+    @property
+    def where(self) -> str:
+        return self.store.where + ABORT_KEY
+
+    @property
+    def poll_s(self) -> float:
+        return MARKER_POLL_S[self.store.url.scheme]
+
+    async def read(self) -> bytes | None:
+        return await self.store.get(ABORT_KEY)
+
+    async def write(self, body: bytes) -> None:
+        await self.store.put(ABORT_KEY, body)
 
 
 async def publish_shard(

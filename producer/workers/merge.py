@@ -1,7 +1,6 @@
-"""Summaries summed into one: ``run --workers`` (the workers' summaries, and the last scrape of
-any that died) and ``merge`` (the shards of a run, producer/results/combine.py) both use
-``merge_parts``: counters summed, latency histograms merged bucket by bucket, cost priced again
-on the sums. Pure: tests/unit/test_workers.py."""
+"""``run --workers``: the workers' summaries (and the last scrape of any that died) summed into
+the run's one RunSummary (results/summing.py, which ``merge`` uses for the shards of a run too),
+and the exit code of the whole. Pure: tests/unit/test_workers.py."""
 
 from __future__ import annotations
 
@@ -11,9 +10,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from producer.app import local_buffer_hints
-from producer.checks import judge
-from producer.checks.expr import Check
-from producer.checks.figures import Figures
 from producer.config import RunConfig, TargetKind
 from producer.errors import (
     EXIT_CHECK_FAILED,
@@ -22,90 +18,31 @@ from producer.errors import (
     EXIT_STREAM_UNUSABLE,
     EXIT_USAGE,
 )
+from producer.results.summing import merge_parts, merged_checks, reprice
 from producer.sharding import Shard
 from producer.summary import RunSummary
-from producer.telemetry import cost
 from producer.telemetry.aggregate import (
     Scrape,
     buckets,
     value,
 )
-from producer.telemetry.histogram import Histogram, LogHistogram, StreamHistograms
-from producer.telemetry.stats import StreamStats
+from producer.telemetry.histogram import Histogram, StreamHistograms
+from producer.telemetry.stats import COUNTS, StreamStats
 from producer.workers.plan import Worker
 
 
-def merge(values: Sequence[Any]) -> Any:
-    """Sum of summary parts: numbers add, mappings merge key by key, equal strings stay, different
-    ones are joined, lists concatenate, None is "nothing to add". Generic on purpose, so a field
-    the producer adds to its summary later is summed without a change here."""
-    present = [v for v in values if v is not None]
-    if not present:
-        return None
-    if all(isinstance(v, bool) for v in present):
-        return any(present)
-    if all(isinstance(v, int) and not isinstance(v, bool) for v in present):
-        return sum(present)
-    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
-        return round(sum(present), 6)
-    if all(isinstance(v, Mapping) for v in present):
-        keys: dict[str, None] = {}
-        for v in present:
-            keys.update(dict.fromkeys(v))
-        return {k: merge([v.get(k) for v in present]) for k in keys}
-    if all(isinstance(v, list) for v in present):
-        return [item for v in present for item in v]
-    texts = list(dict.fromkeys(str(v) for v in present))
-    return texts[0] if len(texts) == 1 else "; ".join(texts)
-
-
-# Parts of a summary that are not sums: each merge sets them itself.
-NOT_SUMMED = ("shard", "checks", "aborted", "exit_code", "buffer_hints", "dead_letter_path")
-
-
-def merge_parts(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Summaries (or parts of them) summed: ``merge`` on everything but ``NOT_SUMMED``, then the
-    parts that summing would spoil made right: each stream's latency histograms merged (their
-    percentiles computed again from the summed buckets, never averaged), the shortfall's share
-    computed again from the summed events."""
-    summed: dict[str, Any] = merge([{k: v for k, v in p.items() if k not in NOT_SUMMED} for p in parts]) or {}
-    summed.setdefault("events_generated", 0)
-    summed.setdefault("streams", {})
-    for name, stream in summed["streams"].items():
-        blocks = [((p.get("streams") or {}).get(name) or {}).get("latency") or {} for p in parts]
-        kinds = dict.fromkeys(k for b in blocks for k in b)
-        latency = {}
-        for kind in kinds:
-            h = LogHistogram()
-            for b in blocks:
-                if kind in b:
-                    h.merge(LogHistogram.from_dict(b[kind]))
-            latency[kind] = h.to_dict()
-        stream["latency"] = latency
-    schedule = summed.get("schedule")
-    if isinstance(schedule, dict) and schedule.get("target_events"):
-        schedule["shortfall_pct"] = round(100.0 * schedule["shortfall_events"] / schedule["target_events"], 2)
-    return summed
-
-
-def merged_checks(
-    checks: Sequence[Check], summary: RunSummary, parts: Sequence[Mapping[str, Any]]
-) -> list[dict[str, Any]] | None:
-    """The merged run's checks block (checks.judge.combine), None when there are none."""
-    given = [list(p.get("checks") or []) for p in parts]
-    if not checks and not any(given):
-        return None
-    return judge.combine(checks, Figures.of_summary(summary), given)
-
-
-# Per-stream counters a scrape can give for a worker that left no summary.
-_SCRAPED_OUTCOMES = {
-    "sent": "sent",
-    "accepted": "accepted",
-    "dead_lettered": "dead_lettered",
-    "retried_records": "retried",
-    "failed_record_attempts": "failed_attempt",
-}
+def scraped_books(scrape: Scrape, stream: str) -> dict[str, int]:
+    """A stream's counters as a scrape shows them (every counter of stats.COUNTS with a metric),
+    read the way telemetry/metrics.py writes them."""
+    shown = {
+        c.name: int(value(scrape, c.metric, stream=stream, **dict([c.label] if c.label else [])))
+        for c in COUNTS
+        if c.metric is not None
+    }
+    for c in COUNTS:
+        if c.less is not None and c.name in shown:
+            shown[c.name] += shown[c.less]
+    return shown
 
 
 def scraped_counts(scrape: Scrape, streams: Sequence[str]) -> dict[str, Any]:
@@ -114,21 +51,7 @@ def scraped_counts(scrape: Scrape, streams: Sequence[str]) -> dict[str, Any]:
     generated = int(sum(events.samples.values())) if events else 0
     out: dict[str, Any] = {}
     for name in streams:
-        counts = {
-            key: int(value(scrape, "loadgen_records", stream=name, outcome=outcome))
-            for key, outcome in _SCRAPED_OUTCOMES.items()
-        }
-        ok = int(value(scrape, "loadgen_put_record_batch_requests", stream=name, result="ok"))
-        failed = int(value(scrape, "loadgen_put_record_batch_requests", stream=name, result="error"))
-        counts |= {
-            "throttled_records": int(value(scrape, "loadgen_throttled_records", stream=name)),
-            "possible_duplicates": int(value(scrape, "loadgen_possible_duplicate_records", stream=name)),
-            "requests": ok + failed,
-            "failed_requests": failed,
-            "bytes_sent": int(value(scrape, "loadgen_sent_bytes", stream=name)),
-            "billed_bytes": int(value(scrape, "loadgen_billed_bytes", stream=name)),
-            "packed_events": int(value(scrape, "loadgen_packed_events", stream=name)),
-        }
+        counts: dict[str, Any] = scraped_books(scrape, name)
         # What the worker had taken and not yet settled when it died is nobody's to count now:
         # lost, so that the merged books still add up (sent == accepted + dead_lettered + lost).
         counts["lost"] = counts["sent"] - counts["accepted"] - counts["dead_lettered"]
@@ -145,10 +68,8 @@ def apply_scrape(
     """Copy summed scrapes into the StreamStats/histograms the live view reads, so the parent
     reuses LiveView as is."""
     for s in stats:
-        part = scraped_counts(scrape, [s.name])["streams"][s.name]
-        s.sent, s.accepted, s.dead_lettered = part["sent"], part["accepted"], part["dead_lettered"]
-        s.retried_records, s.throttled_records = part["retried_records"], part["throttled_records"]
-        s.billed_bytes = part["billed_bytes"]
+        for name, n in scraped_books(scrape, s.name).items():
+            setattr(s, name, n)
         s.held = int(value(scrape, "loadgen_stream_queue_records", stream=s.name))
         s.in_flight = int(value(scrape, "loadgen_stream_in_flight_requests", stream=s.name))
         _fill(histograms[s.name].request_seconds, scrape, "loadgen_put_record_batch_duration_seconds", s.name)
@@ -219,29 +140,6 @@ def combine(
     merged.checks = merged_checks(config.checks, merged, summaries)
     merged.aborted = next((s["aborted"] for s in summaries if s.get("aborted")), None)
     return merged
-
-
-def reprice(
-    region: str, summary: Mapping[str, Any], parts: Sequence[Mapping[str, Any]], window_s: float
-) -> dict[str, Any]:
-    """The cost block priced again on the merged counters (summed projections and lists of
-    features would not mean anything): the workers or shards generate side by side for the
-    run's duration (``window_s``), so their summed bytes over that window is the run's rate."""
-    streams: dict[str, Any] = summary.get("streams") or {}
-    features: dict[str, cost.Features] = {}
-    for part in parts:  # every worker described the same streams: the first to say wins
-        for name, s in ((part.get("cost") or {}).get("streams") or {}).items():
-            named = set(s.get("features") or ())
-            features.setdefault(
-                name, cost.Features("format_conversion" in named, "dynamic_partitioning" in named)
-            )
-    return cost.run_cost(
-        region,
-        {name: int(s.get("billed_bytes") or 0) for name, s in streams.items()},
-        window_s,
-        features,
-        sum(int(s.get("bytes_sent") or 0) for s in streams.values()),
-    )
 
 
 def _space(shard: Shard, events: int) -> dict[str, int]:

@@ -45,12 +45,11 @@ import orjson
 
 from producer import pipeline
 from producer.app import RunResult, new_run_id
-from producer.checks.watch import MARKER_POLL_S
 from producer.config import RunConfig, TargetKind
 from producer.console import LiveView, print_summary
 from producer.errors import EXIT_USAGE, LoadgenError, UsageError
 from producer.local.process import ready_url, serve_command
-from producer.results.store import ABORT_KEY, ResultsStore, open_store, publish_shard
+from producer.results.store import ABORT_KEY, MARKER_POLL_S, ResultsStore, open_store, publish_shard
 from producer.results.url import parse_results_url, shard_name
 from producer.summary import RunSummary, run_summary_paths
 from producer.telemetry.aggregate import (

@@ -8,8 +8,8 @@ import random
 
 import pytest
 
+from producer.results.summing import merge_parts
 from producer.telemetry.histogram import RELATIVE_ERROR, LogHistogram
-from producer.workers.merge import merge_parts
 
 
 def _nearest_rank(values: list[float], q: float) -> float:
