@@ -134,10 +134,9 @@ def _pack(
 
 
 def _checks(profile: Profile, given: list[str] | None, run: tuple[str, ...]) -> tuple[Check, ...]:
-    """The profile's checks:, then --check's (or LOADGEN_CHECK's, ';'-separated); each once."""
+    """The profile's checks:, then --check's (or LOADGEN_CHECK's); each once."""
     from_profile = parse_checks(profile.checks, f"{profile.path} checks:")
-    given = list(given or options.env_list("LOADGEN_CHECK"))
-    checks = from_profile + tuple(c for c in parse_checks(given) if c.text not in profile.checks)
+    checks = from_profile + tuple(c for c in parse_checks(given or []) if c.text not in profile.checks)
     for c in checks:
         if c.stream is not None and c.stream not in run:
             raise UsageError(
@@ -148,6 +147,7 @@ def _checks(profile: Profile, given: list[str] | None, run: tuple[str, ...]) -> 
 
 @app.command()
 def run(
+    ctx: typer.Context,
     profile: Annotated[
         str,
         typer.Option(help="Shipped profile name or a profile .yaml file.", envvar="LOADGEN_PROFILE"),
@@ -346,13 +346,16 @@ def run(
             help="Pass/fail check, repeatable: METRIC[{stream=NAME}] OP VALUE [for D] [after D] "
             "[abort], e.g. 'throttled_ratio<1%' or 'accepted_ratio>0.9 for 30s abort'. A failed "
             "check is exit 5. LOADGEN_CHECK holds several separated by ';'. Profiles: checks:.",
+            envvar="LOADGEN_CHECK",
             show_default=False,
         ),
     ] = None,
     results_url: options.ResultsUrlOption = None,
 ) -> None:
     """Generate a load profile and send every event to every stream."""
-    given = dict(locals())  # every option as resolved (flags, then LOADGEN_*), for --workers children
+    check = options.semicolon_list(ctx, "check", "LOADGEN_CHECK", check)
+    # Every option as resolved (flags, then LOADGEN_*), for --workers children.
+    given = {k: v for k, v in locals().items() if k != "ctx"}
     loaded = resolve_profile(profile)
     if rate is not None and not rate > 0:
         raise UsageError(f"--rate must be a number of events per second > 0, got {rate:g}")

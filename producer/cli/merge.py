@@ -15,6 +15,7 @@ from producer.errors import UsageError
 def register(app: typer.Typer) -> None:
     @app.command()
     def merge(
+        ctx: typer.Context,
         run_id: Annotated[
             str,
             typer.Option(help="The run to merge (the --run-id its shards shared).", envvar="LOADGEN_RUN_ID"),
@@ -39,7 +40,8 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 help="A check judged on the merged run (repeatable; as run --check, without "
                 "for/after/abort, which the shards judge on their own time line). The shards' "
-                "own checks are judged too.",
+                "own checks are judged too. LOADGEN_CHECK holds several separated by ';'.",
+                envvar="LOADGEN_CHECK",
                 show_default=False,
             ),
         ] = None,
@@ -73,7 +75,7 @@ def register(app: typer.Typer) -> None:
             options.at_least("--expect", expect)
         if log_format not in ("text", "json"):
             raise UsageError(f"--log-format must be text or json, got {log_format!r}")
-        checks = parse_checks(check or options.env_list("LOADGEN_CHECK"))
+        checks = parse_checks(options.semicolon_list(ctx, "check", "LOADGEN_CHECK", check))
         for c in checks:
             if c.live or c.after_s:
                 raise UsageError(

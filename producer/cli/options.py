@@ -46,10 +46,13 @@ def results_url(text: str | None) -> ResultsUrl | None:
     return None if not text else parse_results_url(text)
 
 
-def env_list(name: str) -> list[str]:
-    """A variable holding several values separated by ';' (values that contain spaces, such as
-    checks, cannot be split on whitespace as Click splits list variables)."""
-    return [part.strip() for part in os.environ.get(name, "").split(";") if part.strip()]
+def semicolon_list(ctx: typer.Context, param: str, envvar: str, given: list[str] | None) -> list[str]:
+    """A repeatable option whose variable holds values with spaces (checks): Typer splits a list
+    variable on whitespace, so a value that came from the variable is read again, split on ';'."""
+    source = ctx.get_parameter_source(param)  # Click's ParameterSource, as Typer vendors it
+    if source is not None and source.name == "ENVIRONMENT":
+        return [part.strip() for part in os.environ.get(envvar, "").split(";") if part.strip()]
+    return list(given or [])
 
 
 def at_least(option: str, value: int, low: int = 1) -> int:
