@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from producer import schedule
+from producer.checks.expr import parse_check
 from producer.encoding import MalformedSpec, RecordFormat
 from producer.errors import UsageError
 from producer.events.iot import IotParams
@@ -140,6 +141,14 @@ def build_profile(spec: ProfileSpec, path: Path) -> Profile:
     shape = build_shape(spec.rate)
     if not shape.peak > 0:
         raise ProfileError([f"{path}: rate: the shape never rises above 0 events per second"])
+    problems = []
+    for i, text in enumerate(spec.checks):
+        try:
+            parse_check(text, f"checks.{i}")
+        except UsageError as exc:
+            problems.append(f"{path}: {exc}")
+    if problems:
+        raise ProfileError(problems)
     return Profile(
         name=spec.name or path.stem,
         description=spec.description,

@@ -156,7 +156,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "encoding": {"events", "firehose"},
     "summary": {"errors", "telemetry", "checks"},
     "delivery": {"firehose", "telemetry"},
-    "profile": _BASE | {"encoding", "schedule", "events"},
+    "profile": _BASE | {"encoding", "schedule", "events", "checks"},
     "local": {"errors", "shipped", "pipeline", "aws", "firehose"},
     # checks/ judges figures (pure); results/ stores and sums a run's shards.
     "checks": {"errors", "durations", "telemetry"},

@@ -69,7 +69,11 @@ def test_checks_from_the_environment_and_a_profile(
     profile = tmp_path / "p.yaml"
     profile.write_text("mix: {web: 1}\nchecks: ['accepted_ratio >> 2']\n")
     line = _fails(capsys, monkeypatch, *RUN, "--output-dir", str(tmp_path), "--profile", str(profile))
-    assert f"{profile} checks: 'accepted_ratio >> 2'" in line
+    assert f"{profile}: checks.0 'accepted_ratio >> 2': " in line
+    # `profiles validate` says the same.
+    assert f"{profile}: checks.0 'accepted_ratio >> 2': " in _fails(
+        capsys, monkeypatch, "profiles", "validate", str(profile)
+    )
 
 
 def _shard_file(results: Path, run_id: str, name: str, body: bytes) -> None:
