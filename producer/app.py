@@ -248,6 +248,10 @@ async def _load(
         schedule.mark(progress.events, mark_at)
         await close(channels, config.ending, signals)
         if watching is not None:
+            if watch.halted_at_s is not None:
+                # It stopped the run and may still be telling the other shards (one write to
+                # the results store): a short drain must not cut that off.
+                await asyncio.wait([watching], timeout=MARKER_WRITE_S)
             watching.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watching
@@ -334,6 +338,8 @@ async def close(channels: Sequence[Inlet], ending: Ending, signals: Signals) -> 
 
 
 GRACE_OVER = "shutdown grace period ended before delivery"
+# The longest an abort waits for its marker to be written for the other shards.
+MARKER_WRITE_S = 30.0
 DRAIN_OVER = "--drain-timeout ended before delivery"
 
 

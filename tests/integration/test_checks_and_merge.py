@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,11 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from producer import pipeline
+from producer.cli.main import main
 from producer.local.faults import FaultSettings
 from producer.local.quotas import QuotaOverrides
 from producer.telemetry.histogram import RELATIVE_ERROR, LogHistogram
-from tests.helpers import REPO, ThreadedLocalFirehose, run_cli
+from tests.helpers import REPO, CliResult, ThreadedLocalFirehose, run_cli
 
 STREAM = "checks-stream"
 QUIET = ("--quiet", "--no-metrics", "--linger", "50ms")
@@ -56,6 +57,21 @@ def _shard(
 ) -> subprocess.Popen[str]:
     args = _run_args(server, tmp / f"shard{i}", "--rate", "60", "--run-id", run_id, "--results-url", url)
     return _start(*args, "--shard-index", str(i), "--shard-count", str(n), *extra, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., CliResult]:
+    """The CLI's entry point in this process (no interpreter start-up): merge and audit."""
+
+    def call(*args: str) -> CliResult:
+        capsys.readouterr()
+        monkeypatch.setattr(sys, "argv", ["firehose-loadgen", *args])
+        with pytest.raises(SystemExit) as ended:
+            main()
+        out = capsys.readouterr()
+        return CliResult(int(ended.value.code or 0), out.out, out.err)
+
+    return call
 
 
 def _summary(path: Path) -> Any:
@@ -125,8 +141,8 @@ def _nearest_rank(values: list[float], q: float) -> float:
     return ordered[max(1, math.ceil(q * len(ordered))) - 1]
 
 
-def test_three_shards_merge_into_one_run_that_audits_clean(
-    server: ThreadedLocalFirehose, tmp_path: Path
+def test_three_shards_merge_into_one_run_that_audits_clean_and_a_killed_shard_is_named(
+    server: ThreadedLocalFirehose, tmp_path: Path, cli: Callable[..., CliResult]
 ) -> None:
     results = tmp_path / "results"
     url, run_id = f"file://{results}", "ci-run-1"
@@ -134,11 +150,16 @@ def test_three_shards_merge_into_one_run_that_audits_clean(
         _shard(server, tmp_path, url, run_id, i, 3, "--duration", "1s", raw=tmp_path / f"raw{i}.json")
         for i in range(3)
     ]
+    # Alongside: shard 1 of another run, SIGKILLed while it sends.
+    killed = _shard(server, tmp_path, url, "ci-run-killed", 1, 3, "--duration", "60s")
     for p in procs:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
+    assert killed.poll() is None
+    killed.send_signal(signal.SIGKILL)
+    killed.communicate(timeout=30)
     merged_out = server.output_dir
-    merged = run_cli(
+    merged = cli(
         "merge", "--run-id", run_id, "--results-url", url, "--expect", "3", "--output-dir", str(merged_out),
         "--check", "put_latency_p99<30s",
     )  # fmt: skip
@@ -158,35 +179,26 @@ def test_three_shards_merge_into_one_run_that_audits_clean(
     exact = _nearest_rank(raw, 0.99)
     assert abs(stream["latency"]["put_record_batch"]["p99_s"] - exact) <= RELATIVE_ERROR * exact + 1e-6
     assert summary["checks"][0]["ok"] is True
+
+    # The killed run: its shards 0 and 2 ended (their summaries are the ones above), 1 did not.
+    (results / "ci-run-killed" / "shards").mkdir(parents=True)
+    for i in (0, 2):
+        name = f"shard-{i}-of-3.json"
+        (results / "ci-run-killed" / "shards" / name).write_bytes(
+            (results / run_id / "shards" / name).read_bytes()
+        )
+    incomplete = cli(
+        "merge", "--run-id", "ci-run-killed", "--results-url", url, "--expect", "3",
+        "--output-dir", str(tmp_path / "m"),
+    )  # fmt: skip
+    assert incomplete.returncode == 4, incomplete.stderr
+    assert "error: shard-1-of-3 of run ci-run-killed left no summary" in incomplete.stderr
+    lost = _summary(tmp_path / "m" / "runs" / "ci-run-killed.json")
+    assert lost["complete"] is False and lost["shards"]["missing"] == [1]
+
     server.stop()  # delivers what it buffered
-    audit = run_cli("audit", "--run-id", run_id, "--output-dir", str(merged_out), "--json")
+    audit = cli("audit", "--run-id", run_id, "--output-dir", str(merged_out), "--json")
     assert audit.returncode == 0, audit.stdout[-2000:] + audit.stderr
-
-
-def test_a_killed_shard_makes_merge_exit_4_naming_it(server: ThreadedLocalFirehose, tmp_path: Path) -> None:
-    url, run_id = f"file://{tmp_path / 'results'}", "ci-run-killed"
-    killed = _shard(server, tmp_path, url, run_id, 1, 3, "--duration", "60s")
-    others = [_shard(server, tmp_path, url, run_id, i, 3, "--duration", "1s") for i in (0, 2)]
-    for p in others:
-        _, err = p.communicate(timeout=120)
-        assert p.returncode == 0, err
-    killed.send_signal(signal.SIGKILL)
-    killed.communicate(timeout=30)
-    merged = run_cli(
-        "merge",
-        "--run-id",
-        run_id,
-        "--results-url",
-        url,
-        "--expect",
-        "3",
-        "--output-dir",
-        str(tmp_path / "m"),
-    )
-    assert merged.returncode == 4, merged.stderr
-    assert "error: shard-1-of-3 of run ci-run-killed left no summary" in merged.stderr
-    summary = _summary(tmp_path / "m" / "runs" / f"{run_id}.json")
-    assert summary["complete"] is False and summary["shards"]["missing"] == [1]
 
 
 @pytest.fixture
@@ -209,7 +221,7 @@ def moto_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 def test_through_s3_an_abort_in_one_shard_stops_the_other_and_merge_judges_the_run(
-    server: ThreadedLocalFirehose, moto_s3: str, tmp_path: Path
+    server: ThreadedLocalFirehose, moto_s3: str, tmp_path: Path, cli: Callable[..., CliResult]
 ) -> None:
     url, run_id = "s3://loadgen-results/ci/runs", "ci-run-s3"
     # Shard 0 fails its own abort check as soon as records are accepted; shard 1 would go on
@@ -221,11 +233,11 @@ def test_through_s3_an_abort_in_one_shard_stops_the_other_and_merge_judges_the_r
     started = time.monotonic()
     _, err0 = failing.communicate(timeout=120)
     _, err1 = other.communicate(timeout=120)
-    assert time.monotonic() - started < 30
     assert failing.returncode == 5, err0
     assert other.returncode == 0, err1
+    assert time.monotonic() - started < 30, err0 + err1
     assert "aborting: shard-0-of-2 of this run failed check 'accepted_ratio<0.01 abort'" in err1
-    merged = run_cli("merge", "--run-id", run_id, "--results-url", url, "--output-dir", str(tmp_path / "m"))
+    merged = cli("merge", "--run-id", run_id, "--results-url", url, "--output-dir", str(tmp_path / "m"))
     assert merged.returncode == 5, merged.stderr
     summary = _summary(tmp_path / "m" / "runs" / f"{run_id}.json")
     assert summary["shards"]["found"] == [0, 1] and summary["complete"] is True
