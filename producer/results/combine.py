@@ -73,7 +73,8 @@ async def merge_run(request: MergeRequest) -> RunSummary:
             if data.get("exit_code") not in _FINE_CODES
         ]
         summary.shards = {"expected": expected, "found": found, "missing": missing, "failed": failed}
-        summary.complete = not missing
+        # A shard that was itself a --workers run may be incomplete (a worker died).
+        summary.complete = not missing and all(p.get("complete") is not False for p in parts)
         summary.checks = merged_checks(request.checks, summary, parts)
         body = summary.to_json()
         await store.put(MERGED_KEY, body)
