@@ -27,6 +27,8 @@ from producer.checks.figures import Figures
 
 # How often a run snapshots its figures for live checks (seconds).
 TICK_S = 0.5
+# Window starts kept per `for` window at most (see Judge.__init__).
+KEPT_PER_WINDOW = 120
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +67,17 @@ class Judge:
         self._worst: dict[int, float] = {}
         self._failed: dict[int, tuple[float, float]] = {}  # value, at_s
         self._judged_window: set[int] = set()
-        self._keep_s = max((c.for_s or 0.0 for c in self.checks), default=0.0) + 2 * TICK_S
+        longest = max((c.for_s or 0.0 for c in self.checks), default=0.0)
+        self._keep_s = longest + 2 * TICK_S
+        # Snapshots kept for window starts: one a tick, or for long windows one per
+        # 1/KEPT_PER_WINDOW of the window (a window then starts up to that much early), so
+        # a `for 1h` check holds ~KEPT_PER_WINDOW snapshots rather than 7,200.
+        self._keep_every_s = max(TICK_S, longest / KEPT_PER_WINDOW)
 
     def observe(self, now: Figures) -> Check | None:
         """Take a snapshot; the first ``abort`` check it fails, if any."""
-        self._history.append(now)
+        if not self._history or now.at_s - self._history[-1].at_s >= self._keep_every_s - 1e-9:
+            self._history.append(now)
         while len(self._history) > 2 and self._history[1].at_s < now.at_s - self._keep_s:
             self._history.pop(0)
         fired: Check | None = None
@@ -85,6 +93,8 @@ class Judge:
                 if now.at_s - self._starts[i].at_s < check.for_s - 1e-9:
                     continue  # not a whole window past `after` yet
                 base = self._at(base_at)
+                if base.at_s < self._starts[i].at_s:  # thinned out: never before `after`
+                    base = self._starts[i]
                 self._judged_window.add(i)
             value = now.minus(base).value(check)
             if value is None:

@@ -137,6 +137,19 @@ def test_after_skips_the_ramp_and_a_steady_run_passes() -> None:
     assert any(f is not None for f in _run_of(failing, series))
 
 
+def test_a_long_window_keeps_few_snapshots_and_still_spans_its_length() -> None:
+    judge = Judge(parse_checks(["accepted_ratio>0.5 for 600s"]))
+    # 100 records/s, all accepted until 1200s, then none: the 600s window's ratio is
+    # (1800 - t) / 600 from then on, and first breaks 0.5 at t = 1500s.
+    series = [(t / 2, 50 * t, 50 * min(t, 2400)) for t in range(2 * 1600)]
+    _run_of(judge, series)
+    assert len(judge._history) <= 125  # not 1,200: one kept per 5s (600s / 120)
+    (v,) = judge.verdicts(_figures(1600, s=_stream(sent=160_000, accepted=120_000)))
+    assert not v.ok and v.failed_at_s is not None and v.value is not None
+    # A thinned window starts up to one kept step (5s) early: it fails a little late, never early.
+    assert 1500 <= v.failed_at_s <= 1505 and 0.49 <= v.value <= 0.5
+
+
 def test_a_run_shorter_than_its_window_is_judged_on_the_whole_run() -> None:
     judge = Judge(parse_checks(["accepted_ratio>0.9 for 60s"]))
     _run_of(judge, [(0.5, 50, 50), (1.0, 100, 20)])
