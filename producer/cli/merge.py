@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -92,7 +93,8 @@ def register(app: typer.Typer) -> None:
             summary_json=summary_json,
         )
         summary = run_async(merge_run(request))
-        print_summary(summary, log_format="json" if log_format == "json" else "text")
+        # sys.stdout as it is now (print_summary's default is bound when console.py is imported).
+        print_summary(summary, sys.stdout, "json" if log_format == "json" else "text")
         if log_format == "text" and summary.shards is not None:
             s = summary.shards
             missing = f", missing: {', '.join(map(str, s['missing']))}" if s["missing"] else ""
