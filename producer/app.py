@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 import sys
 import time
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 from producer import pipeline
+from producer.checks.figures import Figures
+from producer.checks.watch import Watch
 from producer.config import Ending, RunConfig, TargetKind
 from producer.console import LiveView, print_summary
 from producer.delivery.channel import Inlet, StreamChannel
@@ -27,6 +30,8 @@ from producer.firehose.client import ClientSettings, FirehoseClient, open_batch_
 from producer.firehose.errors import ApiError, TransportError
 from producer.generation import Progress, generate
 from producer.local.server import LocalFirehose, LocalOptions
+from producer.results.store import AbortMarker, ResultsStore, open_store, publish_shard
+from producer.results.url import shard_name
 from producer.runtime import Signals, first_done
 from producer.schedule import scaled
 from producer.streams.resolution import buffer_hints
@@ -131,7 +136,14 @@ async def _run(config: RunConfig, run_id: str, signals: Signals, out: TextIO) ->
         if not config.quiet or note:
             out.write(f"metrics: {metrics.url}{note}\n")
     try:
-        result = await _load(config, run_id, signals, out, stats, histograms, telemetry)
+        async with contextlib.AsyncExitStack() as stores:
+            store = None
+            if config.results_url is not None:
+                store = await stores.enter_async_context(
+                    open_store(config.results_url, run_id, config.target.region)
+                )
+                await store.check()
+            result = await _load(config, run_id, signals, out, stats, histograms, telemetry, store)
         if metrics is not None and config.metrics_linger_s > 0:
             # Let Prometheus take one more scrape of the final numbers before the process exits.
             await asyncio.sleep(config.metrics_linger_s)
@@ -149,6 +161,7 @@ async def _load(
     stats: list[StreamStats],
     histograms: dict[str, StreamHistograms],
     telemetry: RunTelemetry,
+    store: ResultsStore | None = None,
 ) -> RunResult:
     target = config.target
     spool = open_spool(config.dead_letter or config.output_dir / "dead-letter" / f"{run_id}.jsonl")
@@ -208,22 +221,45 @@ async def _load(
         live = LiveView.for_run(config, stats, histograms, out)
         live_task = None if config.quiet else asyncio.create_task(live.run())
         gen_started = time.monotonic()
-        schedule = ScheduleCheck(
-            scaled(config.profile.rate_shape, config.rate / config.profile.rate), config.duration_s
+        rate_at = scaled(config.profile.rate_shape, config.rate / config.profile.rate)
+        schedule = ScheduleCheck(rate_at, config.duration_s)
+        # Set by a failed abort check (here, or another shard's through --results-url): generation
+        # ends as at the end of --duration, and the run drains normally.
+        halt = asyncio.Event()
+        shard = shard_name(config.shard.index, config.shard.count)
+        board = AbortMarker(store) if store is not None else None
+        shard_label = shard if store is not None else ""
+        watch = Watch(
+            config.checks, stats, histograms, rate_at, halt, board, shard_label, started=gen_started
         )
-        await feed(generate(config, generator, channels, signals.stop, progress, run_id), signals, spool)
+        watching = asyncio.create_task(watch.run()) if watch.needed else None
+        await feed(generate(config, generator, channels, halt, progress, run_id), signals, spool, halt)
         # Generation stops at the end of --duration, so every event made is on time: the mark
         # is taken when it ends. (A timer at the deadline raced the pacer's last tick when the
         # loop was busy, and reported a 1-event shortfall that was not one.)
-        schedule.mark(progress.events, time.monotonic() - gen_started)
+        gen_elapsed = time.monotonic() - gen_started
+        mark_at = gen_elapsed
+        if watch.halted_at_s is not None:
+            # Stopped by a check: what fell due after the halt was not asked for, and what fell
+            # due just before it may not have been made yet (the schedule's tolerance).
+            mark_at = min(gen_elapsed, max(0.0, watch.halted_at_s - schedule.tolerance_s))
+        schedule.mark(progress.events, mark_at)
         await close(channels, config.ending, signals)
+        if watching is not None:
+            if watch.halted_at_s is not None:
+                # It stopped the run and may still be telling the other shards (one write to
+                # the results store): a short drain must not cut that off.
+                await asyncio.wait([watching], timeout=MARKER_WRITE_S)
+            watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watching
         if live_task is not None:
             live_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await live_task
         spool.close()
     # The exit stack has stopped the local Firehose, which delivered everything it buffered.
-    summary = _summary(config, run_id, progress.events, time.monotonic() - started, stats, spool)
+    summary = _summary(config, run_id, progress.events, time.monotonic() - started, stats, spool, histograms)
     summary.schedule = schedule.summary(progress.events) | {"on_full": config.channel.on_full}
     summary.cost = cost.run_cost(
         target.region,
@@ -232,17 +268,32 @@ async def _load(
         features,
         sum(s.bytes_sent for s in stats),
     )
+    if config.shard.count > 1 or store is not None:
+        summary.shard = {"index": config.shard.index, "count": config.shard.count}
+    if config.checks:
+        # Judged on the whole run's figures on the generation clock the live checks used.
+        end = dataclasses.replace(Figures.of_summary(summary.to_dict()), at_s=gen_elapsed)
+        summary.checks = [v.to_dict() for v in watch.judge.verdicts(end)]
+    summary.aborted = watch.aborted
     summary.write(run_summary_paths(config.output_dir, run_id, config.summary_json))
+    if store is not None:
+        await publish_shard(
+            store, shard, summary.to_dict(), summary.exit_code(), [spool.path] if spool.count else []
+        )
     print_summary(summary, out, config.log_format)
     _report_delivery_problems(summary, stats)
     return RunResult(summary, summary.exit_code())
 
 
-async def feed(feeding: Coroutine[Any, Any, None], signals: Signals, spool: Spool) -> None:
+async def feed(
+    feeding: Coroutine[Any, Any, None], signals: Signals, spool: Spool, halt: asyncio.Event | None = None
+) -> None:
     """Run what offers records to the channels (generation, or a spool being replayed) until it
-    ends, a signal comes, or the dead-letter spool breaks (then nothing more may be taken)."""
+    ends, a signal comes, the dead-letter spool breaks (then nothing more may be taken), or
+    ``halt`` is set (an abort check)."""
     task = asyncio.ensure_future(feeding)
-    stopping = asyncio.ensure_future(_first_set(signals.stop, spool.broken))
+    events = (signals.stop, spool.broken) if halt is None else (signals.stop, spool.broken, halt)
+    stopping = asyncio.ensure_future(_first_set(*events))
     await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
     if not task.done():
         # A signal, or a spool that cannot take records any more: the feed may be blocked on a
@@ -285,6 +336,8 @@ async def close(channels: Sequence[Inlet], ending: Ending, signals: Signals) -> 
 
 
 GRACE_OVER = "shutdown grace period ended before delivery"
+# The longest an abort waits for its marker to be written for the other shards.
+MARKER_WRITE_S = 30.0
 DRAIN_OVER = "--drain-timeout ended before delivery"
 
 
@@ -314,6 +367,7 @@ def _summary(
     duration_s: float,
     stats: list[StreamStats],
     spool: Spool,
+    histograms: Mapping[str, StreamHistograms],
 ) -> RunSummary:
     return RunSummary(
         kind="run",
@@ -323,7 +377,10 @@ def _summary(
         rate=config.rate,
         duration_s=round(duration_s, 3),
         events_generated=generated,
-        streams={s.name: StreamSummary.of(s) for s in stats},
+        streams={
+            s.name: dataclasses.replace(StreamSummary.of(s), latency=histograms[s.name].latency())
+            for s in stats
+        },
         output_dir=str(config.output_dir) if config.target.kind is TargetKind.LOCAL else None,
         # What the embedded Firehose buffered with (None on other targets), for `audit`.
         buffer_hints=buffer_hints(

@@ -7,9 +7,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
+from producer.checks.expr import Check
 from producer.delivery.channel import ChannelSettings
 from producer.delivery.retry import RetryPolicy
 from producer.profile.loading import Profile
+from producer.results.url import ResultsUrl
 from producer.sharding import Shard
 
 
@@ -75,6 +77,10 @@ class RunConfig:
     # The embedded local Firehose's streams and transform (run --template); None: built-in ones.
     local_stream_config: Path | None = None
     local_transform: Path | None = None
+    # --check: pass/fail over the run's figures (producer/checks/); a failed one is exit 5.
+    checks: tuple[Check, ...] = ()
+    # --results-url: where this shard leaves its summary and spool, and looks for an abort.
+    results_url: ResultsUrl | None = None
 
     @property
     def ending(self) -> Ending:

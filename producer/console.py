@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, TextIO
+from typing import Any, Literal, TextIO
 
 import orjson
 from rich.console import Console
@@ -22,7 +22,7 @@ from rich.table import Table
 from producer.config import RunConfig
 from producer.summary import RunSummary
 from producer.telemetry.cost import cost_line
-from producer.telemetry.histogram import StreamHistograms
+from producer.telemetry.histogram import LATENCY_ACK, LATENCY_PUT, StreamHistograms
 from producer.telemetry.stats import StreamStats
 
 LogFormat = Literal["text", "json"]
@@ -243,8 +243,44 @@ def print_summary(summary: RunSummary, out: TextIO = sys.stdout, log_format: Log
                 highlight=False,
                 markup=False,
             )
+    for name, s in summary.streams.items():
+        if s.latency:
+            console.print(f"{name} latency: {latency_line(s.latency)}", highlight=False, markup=False)
+    for line in check_lines(summary):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
     if summary.output_dir:
         console.print(f"delivered objects: {summary.output_dir}", highlight=False, markup=False)
     if summary.dead_letter_path:
         console.print(f"dead-letter spool: {summary.dead_letter_path}", highlight=False, markup=False)
     out.flush()
+
+
+def check_lines(summary: RunSummary) -> list[str]:
+    """The checks' outcomes (and an abort), one line each: ``check EXPR: VALUE ok|FAILED``."""
+    lines = []
+    if summary.aborted:
+        a = summary.aborted
+        who = f" in {a['by']}" if a.get("by") else ""
+        lines.append(f"stopped early at {a.get('at_s')}s: check {a.get('check')!r} failed{who}")
+    for c in summary.checks or []:
+        value = c.get("value")
+        shown = "no data" if value is None else f"{value:.6g}"
+        at = f" at {c['failed_at_s']}s" if c.get("failed_at_s") is not None else ""
+        lines.append(f"check {c['expression']}: {shown} {'ok' if c.get('ok') else 'FAILED' + at}")
+    return lines
+
+
+def latency_line(latency: Mapping[str, Any]) -> str:
+    """``PutRecordBatch p50 4.1ms p99 10ms max 12ms; offer to acceptance p50 ...`` from a
+    stream's latency block (percentiles within the histogram's relative error)."""
+    parts = []
+    for key, title in ((LATENCY_PUT, "PutRecordBatch"), (LATENCY_ACK, "offer to acceptance")):
+        h = latency.get(key) or {}
+        if not h.get("count"):
+            continue
+        shown = " ".join(
+            f"{label} {_ms(h.get(field))}"
+            for label, field in (("p50", "p50_s"), ("p99", "p99_s"), ("max", "max_s"))
+        )
+        parts.append(f"{title} {shown}")
+    return "; ".join(parts) or "no calls"

@@ -10,7 +10,7 @@ EXIT_STREAM_UNUSABLE = 3
 # could not be written, a --workers process that died without its summary).
 EXIT_INCOMPLETE = 4
 # A user's check or a soak target failed (run --check, soak --max-freshness ...).
-EXIT_TARGET_MISSED = 5
+EXIT_CHECK_FAILED = 5
 
 
 class LoadgenError(Exception):

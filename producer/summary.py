@@ -15,7 +15,14 @@ from typing import Any, Literal
 
 import orjson
 
-from producer.errors import EXIT_DEAD_LETTERED, EXIT_INCOMPLETE, EXIT_OK, EXIT_STREAM_UNUSABLE
+from producer.checks.expr import DEAD_LETTER_METRICS
+from producer.errors import (
+    EXIT_CHECK_FAILED,
+    EXIT_DEAD_LETTERED,
+    EXIT_INCOMPLETE,
+    EXIT_OK,
+    EXIT_STREAM_UNUSABLE,
+)
 from producer.telemetry.stats import Books, StreamStats
 
 
@@ -30,6 +37,9 @@ class StreamSummary(Books):
     rate_limit: float | None = None
     blocked_s: float = 0.0
     stopped_reason: str | None = None
+    # PutRecordBatch latency and a record's offer-to-acceptance time, as mergeable histograms
+    # (telemetry.histogram.LogHistogram.to_dict, under LATENCY_PUT / LATENCY_ACK).
+    latency: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of(cls, stats: StreamStats) -> StreamSummary:
@@ -43,7 +53,10 @@ class StreamSummary(Books):
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if not self.latency:  # a replay's, or a summary from before latencies were kept
+            del out["latency"]
+        return out
 
 
 Kind = Literal["run", "replay"]
@@ -63,8 +76,12 @@ _RUN_KEYS = (
     "seq_spaces",
     "schedule",
     "cost",
+    "shard",
+    "checks",
+    "aborted",
 )
 _WORKER_KEYS = ("dead_letter_paths", "complete", "workers")
+_SHARD_KEYS = ("dead_letter_paths", "complete", "shards")
 _REPLAY_KEYS = (
     "replayed_from",
     "target",
@@ -95,10 +112,18 @@ class RunSummary:
     seq_spaces: list[dict[str, int]] = field(default_factory=list)
     schedule: dict[str, Any] | None = None  # telemetry.stats.ScheduleCheck.summary, plus on_full
     cost: dict[str, Any] | None = None  # telemetry.cost.run_cost: billed bytes priced, projections
+    # This producer's part of a sharded run ({"index", "count"}); None when not sharded.
+    shard: dict[str, int] | None = None
+    # --check: one {"expression", "metric", "value", "ok"} per check (checks/judge.py).
+    checks: list[dict[str, Any]] | None = None
+    # An abort check ended the run early: {"check", "at_s"} (and "shard" when another shard's did).
+    aborted: dict[str, Any] | None = None
     # A run with --workers: every worker's spool, and which workers ended without a summary.
     dead_letter_paths: list[str] | None = None
     complete: bool | None = None
     workers: dict[str, Any] | None = None
+    # A merged run (``merge``): {"expected", "found", "missing", "failed"} by shard index.
+    shards: dict[str, Any] | None = None
     # A replay (kind "replay").
     replayed_from: str | None = None
     records_in_spool: int = 0
@@ -117,12 +142,14 @@ class RunSummary:
         keys: tuple[str, ...] = _REPLAY_KEYS if self.kind == "replay" else _RUN_KEYS
         if self.kind == "run" and self.workers is not None:
             keys = keys + _WORKER_KEYS
+        elif self.kind == "run" and self.shards is not None:
+            keys = keys + _SHARD_KEYS
         out: dict[str, Any] = {}
         for key in keys:
             value = getattr(self, key)
             if key == "streams":
                 value = {name: s.to_dict() for name, s in self.streams.items()}
-            elif key in ("schedule", "cost") and value is None:
+            elif key in ("schedule", "cost", "shard", "checks", "aborted") and value is None:
                 continue
             out[key] = value
         return out
@@ -143,13 +170,19 @@ class RunSummary:
         return self.complete is not False and all(s.balanced for s in self.streams.values())
 
     def exit_code(self) -> int:
-        """0 only when the books balance and nothing was dead-lettered; 4 when they do not balance
-        (records lost, a worker's unknown); 3 when every stream stopped; 1 for dead letters."""
+        """0 only when the books balance, every check passed and nothing was dead-lettered; 4
+        when the books do not balance (records lost, a worker's unknown: no check overrides it);
+        3 when every stream stopped; 5 when a --check failed; 1 for dead letters, unless a check
+        on dead letters (dead_lettered_ratio, dead_lettered) says how many are fine."""
         if not self.balanced:
             return EXIT_INCOMPLETE
         if self.streams and all(s.stopped_reason for s in self.streams.values()):
             return EXIT_STREAM_UNUSABLE
-        if any(s.dead_lettered for s in self.streams.values()):
+        checks = self.checks or []
+        if any(not c.get("ok") for c in checks):
+            return EXIT_CHECK_FAILED
+        dead_letter_checked = any(c.get("metric") in DEAD_LETTER_METRICS for c in checks)
+        if not dead_letter_checked and any(s.dead_lettered for s in self.streams.values()):
             return EXIT_DEAD_LETTERED
         return EXIT_OK
 

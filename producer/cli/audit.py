@@ -20,7 +20,7 @@ from producer.audit.verdict import Targets
 from producer.aws.clients import AwsSettings
 from producer.cli import options
 from producer.config import TargetKind
-from producer.errors import EXIT_DEAD_LETTERED, EXIT_OK, EXIT_STREAM_UNUSABLE, EXIT_TARGET_MISSED, UsageError
+from producer.errors import EXIT_CHECK_FAILED, EXIT_DEAD_LETTERED, EXIT_OK, EXIT_STREAM_UNUSABLE, UsageError
 
 # Exit codes: 0 every accepted event delivered exactly once; 1 something missing or duplicated
 # (the report says what); 2 bad input (one line, no traceback).
@@ -247,4 +247,4 @@ def soak_exit(result: SoakResult) -> int:
         return EXIT_STREAM_UNUSABLE
     if not all(r.clean for r in result.reports):
         return EXIT_FINDINGS
-    return EXIT_OK if result.recommendation.get("setting") else EXIT_TARGET_MISSED
+    return EXIT_OK if result.recommendation.get("setting") else EXIT_CHECK_FAILED

@@ -12,9 +12,11 @@ from typer.exceptions import TyperException
 
 from producer import __version__
 from producer.bench import events as bench_events
+from producer.checks.expr import Check, parse_checks
 from producer.cli import audit as audit_commands
 from producer.cli import bench as bench_commands
 from producer.cli import local as local_commands
+from producer.cli import merge as merge_command
 from producer.cli import options
 from producer.cli import profiles as profile_commands
 from producer.cli import replay as replay_command
@@ -24,7 +26,7 @@ from producer.delivery.channel import ChannelSettings
 from producer.delivery.packing import DEFAULT_TARGET_BYTES
 from producer.delivery.retry import RetryPolicy
 from producer.errors import LoadgenError, UsageError
-from producer.profile.loading import resolve_profile
+from producer.profile.loading import Profile, resolve_profile
 from producer.sharding import resolve_shard
 from producer.telemetry.metrics import DEFAULT_METRICS_PORT
 
@@ -58,8 +60,21 @@ class OnFull(StrEnum):
     drop = "drop"
 
 
+def _checks(profile: Profile, given: list[str] | None, run: tuple[str, ...]) -> tuple[Check, ...]:
+    """The profile's checks:, then --check's (or LOADGEN_CHECK's); each once."""
+    from_profile = parse_checks(profile.checks, f"{profile.path} checks:")
+    checks = from_profile + tuple(c for c in parse_checks(given or []) if c.text not in profile.checks)
+    for c in checks:
+        if c.stream is not None and c.stream not in run:
+            raise UsageError(
+                f"--check {c.text!r}: {c.stream!r} is not a stream of this run ({', '.join(run)})"
+            )
+    return checks
+
+
 @app.command()
 def run(
+    ctx: typer.Context,
     profile: Annotated[
         str,
         typer.Option(help="Shipped profile name or a profile .yaml file.", envvar="LOADGEN_PROFILE"),
@@ -251,17 +266,23 @@ def run(
             envvar="LOADGEN_PACK_BYTES",
         ),
     ] = DEFAULT_TARGET_BYTES,
-    run_id: Annotated[
-        str | None,
+    run_id: options.RunId = None,
+    check: Annotated[
+        list[str] | None,
         typer.Option(
-            hidden=True,
-            help="Use this run id (workers and shards of one run share it).",
-            envvar="LOADGEN_RUN_ID",
+            help="Pass/fail check, repeatable: METRIC[{stream=NAME}] OP VALUE [for D] [after D] "
+            "[abort], e.g. 'throttled_ratio<1%' or 'accepted_ratio>0.9 for 30s abort'. A failed "
+            "check is exit 5. LOADGEN_CHECK holds several separated by ';'. Profiles: checks:.",
+            envvar="LOADGEN_CHECK",
+            show_default=False,
         ),
     ] = None,
+    results_url: options.ResultsUrlOption = None,
 ) -> None:
     """Generate a load profile and send every event to every stream."""
-    given = dict(locals())  # every option as resolved (flags, then LOADGEN_*), for --workers children
+    check = options.semicolon_list(ctx, "check", "LOADGEN_CHECK", check)
+    # Every option as resolved (flags, then LOADGEN_*), for --workers children.
+    given = {k: v for k, v in locals().items() if k != "ctx"}
     loaded = resolve_profile(profile)
     if rate is not None and not rate > 0:
         raise UsageError(f"--rate must be a number of events per second > 0, got {rate:g}")
@@ -339,6 +360,8 @@ def run(
         pack=streams.pack,
         local_stream_config=streams.config,
         local_transform=streams.transform,
+        checks=_checks(loaded, check, streams.names),
+        results_url=options.results_url(results_url),
     )
     from producer.app import run_load
     from producer.runtime import run_async
@@ -364,6 +387,7 @@ bench_commands.register(app)  # before bench_events, which joins its `bench` gro
 bench_events.register(app)
 local_commands.register(app)
 audit_commands.register(app)  # audit, soak
+merge_command.register(app)
 stack_commands.register(app)
 
 

@@ -7,6 +7,7 @@ text into values with ``duration``/``endpoint_url``, which fail with one UsageEr
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +16,7 @@ import typer
 from producer.config import Target, TargetKind
 from producer.durations import parse_duration
 from producer.errors import UsageError
+from producer.results.url import ResultsUrl, parse_results_url
 
 
 def duration(option: str, text: str, *, strict: bool = False) -> float:
@@ -39,6 +41,19 @@ def endpoint_url(text: str | None, option: str = "--endpoint-url") -> str | None
     if not text.startswith(("http://", "https://")):
         raise UsageError(f"{option} {text!r} must start with http:// or https://")
     return text.rstrip("/")
+
+
+def results_url(text: str | None) -> ResultsUrl | None:
+    return None if not text else parse_results_url(text)
+
+
+def semicolon_list(ctx: typer.Context, param: str, envvar: str, given: list[str] | None) -> list[str]:
+    """A repeatable option whose variable holds values with spaces (checks): Typer splits a list
+    variable on whitespace, so a value that came from the variable is read again, split on ';'."""
+    source = ctx.get_parameter_source(param)  # Click's ParameterSource, as Typer vendors it
+    if source is not None and source.name == "ENVIRONMENT":
+        return [part.strip() for part in os.environ.get(envvar, "").split(";") if part.strip()]
+    return list(given or [])
 
 
 def at_least(option: str, value: int, low: int = 1) -> int:
@@ -78,6 +93,28 @@ Region = Annotated[
 ]
 SummaryJson = Annotated[
     Path | None, typer.Option(help="Also write the summary here.", envvar="LOADGEN_SUMMARY_JSON")
+]
+
+# --- One run over several processes, pods and tasks ------------------------------------------
+
+RunId = Annotated[
+    str | None,
+    typer.Option(
+        help="The run's id; every shard, pod or task of one run passes the same one (the K8s Job "
+        "sets it from its own uid). Default: a new one (time and random suffix).",
+        envvar="LOADGEN_RUN_ID",
+        show_default=False,
+    ),
+]
+ResultsUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--results-url",
+        help="file://DIR or s3://BUCKET/PREFIX: this shard's summary and spool go under RUN_ID/ "
+        "there when it ends, for `firehose-loadgen merge`; an abort check stops every shard.",
+        envvar="LOADGEN_RESULTS_URL",
+        show_default=False,
+    ),
 ]
 
 # --- Delivery: one StreamChannel per stream, for run and replay alike -------------------------

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from producer import schedule
+from producer.checks.expr import parse_check
 from producer.encoding import MalformedSpec, RecordFormat
 from producer.errors import UsageError
 from producer.events.iot import IotParams
@@ -53,6 +54,7 @@ class Profile:
     malformed: MalformedSpec = dataclasses.field(default_factory=MalformedSpec)
     routes: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     pack: dict[str, int] = dataclasses.field(default_factory=dict)  # stream: target record bytes
+    checks: tuple[str, ...] = ()  # as --check takes them; parsed by the run
 
     def resolved(self) -> dict[str, Any]:
         """Every setting, defaults filled in, as plain data (``profiles show``)."""
@@ -68,6 +70,7 @@ class Profile:
             "malformed": {"share": self.malformed.share, "kinds": list(self.malformed.kinds)},
             "routes": {k: list(v) for k, v in self.routes.items()} or "every event to every stream",
             "pack": self.pack or "no stream",
+            "checks": list(self.checks),
         }
 
 
@@ -138,6 +141,14 @@ def build_profile(spec: ProfileSpec, path: Path) -> Profile:
     shape = build_shape(spec.rate)
     if not shape.peak > 0:
         raise ProfileError([f"{path}: rate: the shape never rises above 0 events per second"])
+    problems = []
+    for i, text in enumerate(spec.checks):
+        try:
+            parse_check(text, f"checks.{i}")
+        except UsageError as exc:
+            problems.append(f"{path}: {exc}")
+    if problems:
+        raise ProfileError(problems)
     return Profile(
         name=spec.name or path.stem,
         description=spec.description,
@@ -151,6 +162,7 @@ def build_profile(spec: ProfileSpec, path: Path) -> Profile:
         malformed=MalformedSpec(share=spec.malformed.share, kinds=tuple(spec.malformed.kinds)),
         routes={stream: tuple(sources) for stream, sources in spec.routes.items()},
         pack=dict(spec.pack),
+        checks=tuple(spec.checks),
     )
 
 

@@ -209,3 +209,5 @@ class ProfileSpec(Strict):
     # Streams whose events are packed several to a record, with the target record size in bytes
     # (--pack); a stream this run does not send to is ignored, as in routes.
     pack: dict[str, Annotated[int, Field(gt=0, le=1_024_000)]] = Field(default_factory=dict)
+    # Pass/fail checks of every run of this profile, as --check takes them (producer/checks/).
+    checks: list[str] = Field(default_factory=list)

@@ -1,6 +1,7 @@
 """``run --workers``: the workers' summaries (and the last scrape of any that died) summed into
-the run's one RunSummary, and the exit code of the whole. Pure (no composition root; it reads
-only the run's stream config, for the buffering hints): tests/unit/test_workers.py."""
+the run's one RunSummary (results/summing.py, which ``merge`` uses for the shards of a run too),
+and the exit code of the whole. Pure (no composition root; it reads only the run's stream
+config, for the buffering hints): tests/unit/test_workers.py."""
 
 from __future__ import annotations
 
@@ -10,11 +11,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from producer.config import RunConfig, TargetKind
-from producer.errors import EXIT_INCOMPLETE, EXIT_STREAM_UNUSABLE, EXIT_USAGE
+from producer.errors import (
+    EXIT_CHECK_FAILED,
+    EXIT_DEAD_LETTERED,
+    EXIT_INCOMPLETE,
+    EXIT_STREAM_UNUSABLE,
+    EXIT_USAGE,
+)
+from producer.results.summing import merge_parts, merged_checks, reprice
 from producer.sharding import Shard
 from producer.streams.resolution import buffer_hints
 from producer.summary import RunSummary
-from producer.telemetry import cost
 from producer.telemetry.aggregate import (
     Scrape,
     buckets,
@@ -23,30 +30,6 @@ from producer.telemetry.aggregate import (
 from producer.telemetry.histogram import Histogram, StreamHistograms
 from producer.telemetry.stats import COUNTS, StreamStats
 from producer.workers.plan import Worker
-
-
-def merge(values: Sequence[Any]) -> Any:
-    """Sum of summary parts: numbers add, mappings merge key by key, equal strings stay, different
-    ones are joined, lists concatenate, None is "nothing to add". Generic on purpose, so a field
-    the producer adds to its summary later is summed without a change here."""
-    present = [v for v in values if v is not None]
-    if not present:
-        return None
-    if all(isinstance(v, bool) for v in present):
-        return any(present)
-    if all(isinstance(v, int) and not isinstance(v, bool) for v in present):
-        return sum(present)
-    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
-        return round(sum(present), 6)
-    if all(isinstance(v, Mapping) for v in present):
-        keys: dict[str, None] = {}
-        for v in present:
-            keys.update(dict.fromkeys(v))
-        return {k: merge([v.get(k) for v in present]) for k in keys}
-    if all(isinstance(v, list) for v in present):
-        return [item for v in present for item in v]
-    texts = list(dict.fromkeys(str(v) for v in present))
-    return texts[0] if len(texts) == 1 else "; ".join(texts)
 
 
 def scraped_books(scrape: Scrape, stream: str) -> dict[str, int]:
@@ -130,11 +113,9 @@ def combine(
             # Lower bound: events after the last scrape may have been delivered as well.
             spaces.append(_space(w.shard, seen["events_generated"]))
         failed.append(entry)
-    summary: dict[str, Any] = merge(parts) or {"events_generated": 0, "streams": {}}
-    schedule = summary.get("schedule")
-    if isinstance(schedule, dict) and schedule.get("target_events"):
-        schedule["shortfall_pct"] = round(100.0 * schedule["shortfall_events"] / schedule["target_events"], 2)
-    summary["cost"] = _cost(config, summary, [w.summary for w in workers if w.summary is not None], elapsed_s)
+    summary = merge_parts(parts)
+    summaries = [w.summary for w in workers if w.summary is not None]
+    summary["cost"] = reprice(config.target.region, summary, summaries, min(config.duration_s, elapsed_s))
     spools = [str(w.dead_letter) for w in workers if w.dead_letter.is_file()]
     head = {
         "run_id": run_id,
@@ -143,7 +124,7 @@ def combine(
         "rate": config.rate,
         "duration_s": round(elapsed_s, 3),
     }
-    return RunSummary.from_dict(
+    merged = RunSummary.from_dict(
         head
         | {k: v for k, v in summary.items() if k not in head}
         | {
@@ -159,29 +140,9 @@ def combine(
             "workers": {"count": len(workers), "failed": failed},
         }
     )
-
-
-def _cost(
-    config: RunConfig, summary: dict[str, Any], parts: Sequence[dict[str, Any]], elapsed_s: float
-) -> dict[str, Any]:
-    """The cost block priced again on the merged counters (summed projections and lists of
-    features would not mean anything): the workers generate side by side for the run's
-    duration, so their summed bytes over that window is the run's rate."""
-    streams: dict[str, Any] = summary.get("streams") or {}
-    features: dict[str, cost.Features] = {}
-    for part in parts:  # every worker described the same streams: the first to say wins
-        for name, s in ((part.get("cost") or {}).get("streams") or {}).items():
-            named = set(s.get("features") or ())
-            features.setdefault(
-                name, cost.Features("format_conversion" in named, "dynamic_partitioning" in named)
-            )
-    return cost.run_cost(
-        config.target.region,
-        {name: int(s.get("billed_bytes") or 0) for name, s in streams.items()},
-        min(config.duration_s, elapsed_s),
-        features,
-        sum(int(s.get("bytes_sent") or 0) for s in streams.values()),
-    )
+    merged.checks = merged_checks(config.checks, merged, summaries)
+    merged.aborted = next((s["aborted"] for s in summaries if s.get("aborted")), None)
+    return merged
 
 
 def _space(shard: Shard, events: int) -> dict[str, int]:
@@ -189,14 +150,17 @@ def _space(shard: Shard, events: int) -> dict[str, int]:
 
 
 def exit_code(workers: Sequence[Worker]) -> int:
-    """The workers' worst code; a dead worker makes it at least 1, nothing to count makes it 3,
+    """The workers' worst code but 1 and 5 (the merged summary's own, summary.exit_code, decides
+    those); a dead worker makes it 4, nothing to count makes it 3,
     and all of them refusing their options (exit 2, no summary) is a usage error."""
     if workers and all(w.summary is None and w.returncode == EXIT_USAGE for w in workers):
         return EXIT_USAGE
     if not any(w.summary is not None or w.scrape is not None for w in workers):
         return EXIT_STREAM_UNUSABLE
+    # A worker's dead letters (1) and checks (5) are judged again on the merged summary (a
+    # dead-letter check or a p99 is the run's, not one worker's): only 2, 3, 4 carry over.
     codes = [w.returncode or 0 for w in workers if w.summary is not None]
-    code = max(codes, default=0)
+    code = max((c for c in codes if c not in (EXIT_DEAD_LETTERED, EXIT_CHECK_FAILED)), default=0)
     if any(w.summary is None for w in workers):
         code = EXIT_INCOMPLETE  # the run's books are incomplete: a worker's records are lost
     return code

@@ -24,6 +24,8 @@ _RUN_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")  # the audit's rule: it names fi
 # A worker keeps /metrics up this long after writing its summary, so the parent's last scrape
 # has its final numbers (the summary is written before the linger starts).
 WORKER_LINGER_S = 1.0
+# The workers' shared results folder, in the run's scratch folder.
+WORKERS_RESULTS = "results"
 # Options the parent sets itself for every worker instead of passing the user's value on.
 _PARENT_OWNED = {
     "workers",
@@ -38,6 +40,7 @@ _PARENT_OWNED = {
     "summary_json",
     "dead_letter",
     "output_dir",
+    "results_url",
 }
 
 
@@ -139,6 +142,9 @@ def worker_argv(plan: WorkerPlan, worker: Worker, run_id: str, endpoint_url: str
         "--dead-letter", str(worker.dead_letter),
         # Its own runs/ folder: the run's OUTPUT_DIR/runs/RUN_ID.json is the parent's sum.
         "--output-dir", str(worker.log_dir),
+        # One results store for the workers: an abort check that fails in one stops them all
+        # (the parent relays it to and from the run's own --results-url).
+        "--results-url", f"file://{worker.log_dir.parent / WORKERS_RESULTS}",
     ]  # fmt: skip
     if endpoint_url is not None:
         args += ["--endpoint-url", endpoint_url]

@@ -47,8 +47,10 @@ from producer import pipeline
 from producer.app import RunResult, new_run_id
 from producer.config import RunConfig, TargetKind
 from producer.console import LiveView, print_summary
-from producer.errors import EXIT_USAGE, UsageError
+from producer.errors import EXIT_USAGE, LoadgenError, UsageError
 from producer.local.process import ready_url, serve_command
+from producer.results.store import ABORT_KEY, MARKER_POLL_S, ResultsStore, open_store, publish_shard
+from producer.results.url import parse_results_url, shard_name
 from producer.summary import RunSummary, run_summary_paths
 from producer.telemetry.aggregate import (
     Family,
@@ -61,7 +63,7 @@ from producer.telemetry.histogram import StreamHistograms
 from producer.telemetry.metrics import MetricsServer, start_metrics
 from producer.telemetry.stats import StreamStats
 from producer.workers.merge import apply_scrape, combine, exit_code
-from producer.workers.plan import Worker, WorkerPlan, spool_path, worker_argv
+from producer.workers.plan import WORKERS_RESULTS, Worker, WorkerPlan, spool_path, worker_argv
 
 SCRAPE_INTERVAL_S = 1.0
 POLL_S = 0.2
@@ -293,6 +295,37 @@ def _report_failures(summary: RunSummary) -> None:
 async def run_workers(plan: WorkerPlan, out: TextIO = sys.stdout) -> RunResult:
     config = plan.config
     run_id = config.run_id or new_run_id()
+    if config.results_url is None:
+        return await _run_workers(plan, run_id, out, None)
+    async with open_store(config.results_url, run_id, config.target.region) as store:
+        await store.check()
+        return await _run_workers(plan, run_id, out, store)
+
+
+async def _relay_abort(run_store: ResultsStore, workers_store: ResultsStore, shard: str) -> None:
+    """An abort marker from a worker goes up to the run's --results-url (so other machines'
+    shards stop), and one from there comes down to the workers (so they stop, draining)."""
+    try:
+        while True:
+            await asyncio.sleep(MARKER_POLL_S[run_store.url.scheme])
+            here = await workers_store.get(ABORT_KEY)
+            if here is not None:
+                if not await run_store.exists(ABORT_KEY):
+                    marker = orjson.loads(here)
+                    # The run's shards are the machines': name this one, the worker is ours.
+                    marker = (marker if isinstance(marker, dict) else {}) | {"shard": shard}
+                    await run_store.put(ABORT_KEY, orjson.dumps(marker))
+                return
+            there = await run_store.get(ABORT_KEY)
+            if there is not None:
+                await workers_store.put(ABORT_KEY, there)
+                return
+    except (LoadgenError, orjson.JSONDecodeError) as exc:
+        print(f"warning: the run-wide abort marker is not relayed: {exc}", file=sys.stderr)
+
+
+async def _run_workers(plan: WorkerPlan, run_id: str, out: TextIO, store: ResultsStore | None) -> RunResult:
+    config = plan.config
     scratch = Path(tempfile.mkdtemp(prefix=f"loadgen-{run_id}-"))
     sup = _Supervisor(plan, run_id, scratch, out)
     loop = asyncio.get_running_loop()
@@ -303,6 +336,7 @@ async def run_workers(plan: WorkerPlan, out: TextIO = sys.stdout) -> RunResult:
             installed.append(sig)
     local: asyncio.subprocess.Process | None = None
     metrics: MetricsServer | None = None
+    relay: asyncio.Task[None] | None = None
     note = ""
     try:
         endpoint = None
@@ -338,6 +372,10 @@ async def run_workers(plan: WorkerPlan, out: TextIO = sys.stdout) -> RunResult:
                 out.write(f"run {run_id}: {plan.count} workers, {config.rate:g} events/s in all{where}\n")
             out.flush()
         started = time.monotonic()
+        shard = shard_name(config.shard.index, config.shard.count)
+        if store is not None:
+            workers_url = parse_results_url(f"file://{scratch / WORKERS_RESULTS}")
+            relay = asyncio.create_task(_relay_abort(store, ResultsStore(workers_url, run_id), shard))
         for w in sup.workers:
             await sup.start_worker(w, endpoint)
         if sup.stop.is_set():  # a signal while starting up: the new workers must hear it too
@@ -364,7 +402,14 @@ async def run_workers(plan: WorkerPlan, out: TextIO = sys.stdout) -> RunResult:
             # Every worker refused the same options or endpoint: that one line, not a summary.
             raise UsageError(_usage_line(sup.workers))
         summary = combine(config, run_id, sup.workers, time.monotonic() - started)
+        # The workers' own codes (a usage error, nothing to count) and the merged books.
+        code = max(exit_code(sup.workers), summary.exit_code())
         summary.write(run_summary_paths(config.output_dir, run_id, config.summary_json))
+        if store is not None:
+            summary.shard = {"index": config.shard.index, "count": config.shard.count}
+            await publish_shard(
+                store, shard, summary.to_dict(), code, [Path(p) for p in summary.dead_letter_paths or []]
+            )
         print_summary(summary, out, config.log_format)
         if config.log_format == "text":
             failed = len(summary.workers["failed"]) if summary.workers else 0
@@ -379,9 +424,10 @@ async def run_workers(plan: WorkerPlan, out: TextIO = sys.stdout) -> RunResult:
         _report_failures(summary)
         if metrics is not None and config.metrics_linger_s > 0:
             await asyncio.sleep(config.metrics_linger_s)
-        # The workers' own codes (a usage error, nothing to count) and the merged books.
-        return RunResult(summary, max(exit_code(sup.workers), summary.exit_code()))
+        return RunResult(summary, code)
     finally:
+        if relay is not None:
+            relay.cancel()
         for w in sup.workers:
             if w.proc is not None and w.proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):

@@ -149,3 +149,55 @@ def test_the_image_runs_passes_its_healthcheck_and_stops_cleanly(
             assert counts["sent"] == counts["accepted"] + counts["dead_lettered"], (stream, counts)
     finally:
         _podman(podman_env, "rm", "-f", name)
+
+
+@pytest.mark.slow
+def test_two_containers_share_a_results_volume_and_merge_as_one_run(
+    podman_env: dict[str, str], image: str, tmp_path: Path
+) -> None:
+    # Two shards of one run in two containers (the image's user, 10001), a host folder as the
+    # shared results volume, a local Firehose on the host; merge on the host adds them up.
+    from producer import pipeline
+    from producer.cli.main import main
+    from tests.helpers import ThreadedLocalFirehose
+
+    results = tmp_path / "results"
+    results.mkdir()
+    results.chmod(0o777)  # the containers write as 10001
+    server = ThreadedLocalFirehose(tmp_path / "endpoint")
+    server.start()
+    try:
+        server.botocore_client().create_delivery_stream(**pipeline.stream_request("pod-stream"))
+        shards = [
+            subprocess.Popen(
+                [
+                    "podman", "run", "--rm", "--network", "host", "-v", f"{results}:/results", image,
+                    "run", "--endpoint-url", server.url, "--stream", "pod-stream", "--rate", "40",
+                    "--duration", "2s", "--quiet", "--no-metrics", "--run-id", "pod-run",
+                    "--shard-index", str(i), "--shard-count", "2", "--results-url", "file:///results",
+                ],
+                env=podman_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )
+            for i in range(2)
+        ]  # fmt: skip
+        for p in shards:
+            _, err = p.communicate(timeout=300)
+            assert p.returncode == 0, err[-3000:]
+    finally:
+        server.stop()
+    names = sorted(p.name for p in (results / "pod-run" / "shards").iterdir())
+    assert names == ["shard-0-of-2.json", "shard-1-of-2.json"]
+    parts = [orjson.loads((results / "pod-run" / "shards" / n).read_bytes()) for n in names]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(
+            "sys.argv",
+            ["firehose-loadgen", "merge", "--run-id", "pod-run", "--results-url", f"file://{results}",
+             "--expect", "2", "--output-dir", str(tmp_path / "merged")],
+        )  # fmt: skip
+        with pytest.raises(SystemExit) as ended:
+            main()
+    assert ended.value.code == 0
+    merged = orjson.loads((tmp_path / "merged" / "runs" / "pod-run.json").read_bytes())
+    assert merged["shards"]["found"] == [0, 1] and merged["complete"] is True
+    stream = merged["streams"]["pod-stream"]
+    assert stream["sent"] == stream["accepted"] == sum(p["streams"]["pod-stream"]["sent"] for p in parts) > 0

@@ -157,21 +157,24 @@ MAY_IMPORT: dict[str, set[str]] = {
     "telemetry": {"errors"},
     "events": set(),
     "encoding": {"events", "firehose"},
-    "summary": {"errors", "telemetry"},
+    "summary": {"errors", "telemetry", "checks"},
     "delivery": {"firehose", "telemetry"},
-    "profile": _BASE | {"encoding", "schedule", "events"},
+    "profile": _BASE | {"encoding", "schedule", "events", "checks"},
     "local": {"errors", "shipped", "pipeline", "aws", "firehose"},
     "streams": {"errors", "shipped", "pipeline", "firehose", "aws", "local"},
-    "config": {"sharding", "delivery", "profile"},
+    # checks/ judges figures (pure); results/ stores and sums a run's shards.
+    "checks": {"errors", "durations", "telemetry"},
+    "results": {"errors", "aws", "checks", "summary", "telemetry"},
+    "config": {"sharding", "delivery", "profile", "checks", "results"},
     "console": {"config", "summary", "telemetry"},
     "generation": {"config", "encoding", "schedule", "delivery", "events", "firehose"},
     "audit": _BASE | {"pipeline", "summary", "aws", "delivery", "firehose", "local", "streams", "telemetry"},
     "bench": {"errors", "encoding", "pipeline", "events", "firehose", "local", "profile", "telemetry"},
     "app": {"errors", "config", "console", "generation", "pipeline", "runtime", "schedule"}
-    | {"summary", "delivery", "events", "firehose", "local", "streams", "telemetry"},
+    | {"summary", "delivery", "events", "firehose", "local", "streams", "telemetry", "checks", "results"},
     "replay": {"app", "config", "errors", "runtime", "summary", "delivery", "firehose", "telemetry"},
     "workers": {"app", "config", "console", "errors", "pipeline", "sharding", "summary"}
-    | {"local", "streams", "telemetry"},
+    | {"local", "streams", "telemetry", "results"},
 }
 
 

@@ -250,3 +250,54 @@ def test_manifests_name_the_default_streams(source: Path) -> None:
     text = source.read_text(encoding="utf-8")
     assert " ".join(DEFAULT_STREAMS) in text, "the stream list must match the pipeline's names"
     assert shlex.split(" ".join(DEFAULT_STREAMS)) == list(DEFAULT_STREAMS)
+
+
+def test_the_job_is_one_run_with_its_uid_as_run_id_a_results_url_and_checks() -> None:
+    from producer.checks.expr import parse_checks
+    from producer.results.url import parse_results_url
+
+    (container,) = _job()["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    # The Job controller labels its pods with the Job's uid: every pod of one Job shares it.
+    label = "metadata.labels['batch.kubernetes.io/controller-uid']"
+    assert env["LOADGEN_RUN_ID"]["valueFrom"] == {"fieldRef": {"fieldPath": label}}
+    assert parse_results_url(env["LOADGEN_RESULTS_URL"]["value"]).scheme == "s3"
+    checks = parse_checks(env["LOADGEN_CHECK"]["value"].split(";"))
+    assert [c.metric for c in checks] == ["accepted_ratio", "put_latency_p99"]
+
+
+def test_ecs_tasks_pass_a_results_url_and_the_shards_command_gives_each_its_index() -> None:
+    template = _ecs()
+    env = {e["Name"]: e["Value"] for e in _container_definition()["Environment"]}
+    when, url, empty = env["LOADGEN_RESULTS_URL"]["Fn::If"]
+    assert when == "HasResults" and url == {"Fn::Sub": "s3://${ResultsBucket}/runs"} and empty == ""
+    assert env["LOADGEN_CHECK"] == {"Ref": "Checks"}
+    statements = template["Resources"]["TaskRole"]["Properties"]["Policies"]["Fn::If"][1][0]
+    actions = [
+        a
+        for s in statements["PolicyDocument"]["Statement"]
+        for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    ]
+    assert {"s3:PutObject", "s3:GetObject", "s3:ListBucket"} <= set(actions)
+    # The command, rendered for N=3, starts three tasks, each told its index, the count, the
+    # shared run id and the total rate (each then sends RatePerTask).
+    command = template["Outputs"]["RunShardsCommand"]["Value"]["Fn::Sub"][0]
+    command = re.sub(r"\$\{(\w+)\}", lambda m: "1000" if m[1] == "RatePerTask" else "X", command)
+    shown = subprocess.run(
+        ["bash", "-c", "N=3; RUN_ID=ci-1; aws() { printf '%s\\n' \"${@: -1}\"; }; " + command],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    overrides = [json.loads(line)["containerOverrides"][0] for line in shown.stdout.splitlines()]
+    envs = [{e["name"]: e["value"] for e in o["environment"]} for o in overrides]
+    assert envs == [
+        {
+            "LOADGEN_RUN_ID": "ci-1",
+            "LOADGEN_SHARD_INDEX": str(i),
+            "LOADGEN_SHARD_COUNT": "3",
+            "LOADGEN_RATE": "3000",
+        }
+        for i in range(3)
+    ]
+    assert {o["name"] for o in overrides} == {_container_definition()["Name"]}
+    assert set(envs[0]) <= _run_envvars()

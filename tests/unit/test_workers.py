@@ -17,13 +17,14 @@ from producer.delivery.channel import ChannelSettings
 from producer.delivery.retry import RetryPolicy
 from producer.errors import EXIT_INCOMPLETE, UsageError
 from producer.profile.loading import resolve_profile
+from producer.results.summing import merge
 from producer.sharding import Shard
 from producer.summary import RunSummary, StreamSummary
 from producer.telemetry.aggregate import build_aggregate_registry, parse_scrape, sum_scrapes, value
 from producer.telemetry.histogram import StreamHistograms
 from producer.telemetry.metrics import RunTelemetry, build_registry
 from producer.telemetry.stats import COUNTS, StreamStats
-from producer.workers.merge import apply_scrape, combine, exit_code, merge, scraped_counts
+from producer.workers.merge import apply_scrape, combine, exit_code, scraped_counts
 from producer.workers.plan import Worker, WorkerPlan, option_args, parse_workers, spool_path, worker_argv
 
 STREAMS = ("a", "b")
@@ -103,7 +104,8 @@ def test_combine_sums_the_workers_and_keeps_the_books_balanced(tmp_path: Path) -
         _worker(tmp_path, 0, summary=_summary(1200), returncode=0),
         _worker(tmp_path, 1, summary=_summary(1200, dead=5, reason="Dropped"), returncode=1),
     ]
-    summary = combine(_config(tmp_path), "run-1", workers, 4.2).to_dict()
+    merged = combine(_config(tmp_path), "run-1", workers, 4.2)
+    summary = merged.to_dict()
     assert summary["run_id"] == "run-1" and summary["rate"] == 600.0 and summary["target"] == "local"
     assert summary["events_generated"] == 2400
     for name in STREAMS:
@@ -123,7 +125,8 @@ def test_combine_sums_the_workers_and_keeps_the_books_balanced(tmp_path: Path) -
         {"offset": 1, "stride": 2, "events": 1200},
     ]
     assert summary["complete"] is True and summary["workers"] == {"count": 2, "failed": []}
-    assert exit_code(workers) == 1  # the worst worker's: records were dead-lettered
+    # Dead letters are the merged summary's to judge (a dead-letter check may allow them).
+    assert exit_code(workers) == 0 and merged.exit_code() == 1
 
 
 def test_a_dead_worker_counts_with_its_last_scrape_and_fails_the_run(tmp_path: Path) -> None:
@@ -179,7 +182,7 @@ def test_the_live_view_reads_the_summed_scrape() -> None:
     apply_scrape(parse_scrape(_scrape_of(10, 12)), stats, histograms)
     assert (stats[0].accepted, stats[0].sent, stats[0].held) == (10, 12, 2)
     assert histograms["a"].request_seconds.count == 10
-    assert histograms["a"].request_seconds.quantile(0.5) == 0.005
+    assert histograms["a"].request_seconds.quantile(0.5) == 0.003  # observed at 3 ms; 0.003 is a bucket bound
 
 
 def test_parse_workers() -> None:
