@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import sys
 import time
@@ -19,6 +20,9 @@ import orjson
 from producer import pipeline
 from producer.config import Ending, RunConfig, TargetKind
 from producer.console import LiveView, print_summary
+from producer.control.run import SteeredRun
+from producer.control.server import add_routes
+from producer.control.state import RunControl
 from producer.delivery.channel import StreamChannel
 from producer.delivery.packing import PackingChannel, unpackable
 from producer.delivery.retry import RetryAction, call_failed
@@ -31,7 +35,7 @@ from producer.firehose.errors import ApiError, TransportError
 from producer.generation import Progress, generate
 from producer.local.server import LocalFirehose, LocalOptions
 from producer.runtime import Signals, first_done
-from producer.schedule import scaled
+from producer.schedule import Pacer, Steering, scaled
 from producer.summary import RunSummary, StreamSummary, run_summary_paths
 from producer.telemetry import cost
 from producer.telemetry.histogram import StreamHistograms
@@ -114,6 +118,16 @@ def open_spool(path: Path) -> Spool:
     return Spool(path)
 
 
+@dataclass(slots=True)
+class Steered:
+    """The run's schedule as generation and the control share it."""
+
+    steering: Steering
+    pacer: Pacer
+    progress: Progress
+    control: RunControl | None = None
+
+
 async def _run(config: RunConfig, run_id: str, signals: Signals, out: TextIO) -> RunResult:
     stats = [StreamStats(name, target_rate=config.rate) for name in config.streams]
     histograms = {s.name: StreamHistograms() for s in stats}
@@ -125,15 +139,35 @@ async def _run(config: RunConfig, run_id: str, signals: Signals, out: TextIO) ->
         streams=stats,
         histograms=histograms,
     )
+    steering = Steering(scaled(config.profile.rate_shape, config.rate / config.profile.rate))
+    steered = Steered(
+        steering,
+        Pacer(steering, config.duration_s, edges=steering.edges),
+        Progress(by_source=telemetry.events_by_source, target_rate=config.rate),
+    )
+    routes = None
+    if config.control:
+        identity = {"run_id": run_id, "profile": config.profile.name, "target": telemetry.target}
+        run = SteeredRun(
+            steering, steered.pacer, signals, identity, stats, histograms, lambda: steered.progress.events
+        )
+        control = steered.control = RunControl(run, lambda line: print(line, file=sys.stderr, flush=True))
+        routes = functools.partial(add_routes, control=control, token=config.control_token)
     metrics: MetricsServer | None = None
     if config.metrics_port is not None:
         metrics, note = await start_metrics(
-            build_registry(telemetry), config.metrics_host, config.metrics_port, config.metrics_port_fallback
+            build_registry(telemetry),
+            config.metrics_host,
+            config.metrics_port,
+            config.metrics_port_fallback,
+            routes,
         )
         if not config.quiet or note:
             out.write(f"metrics: {metrics.url}{note}\n")
+        if config.control and not config.quiet:
+            out.write(f"control: {metrics.url.removesuffix('metrics')}\n")
     try:
-        result = await _load(config, run_id, signals, out, stats, histograms, telemetry)
+        result = await _load(config, run_id, signals, out, stats, histograms, telemetry, steered)
         if metrics is not None and config.metrics_linger_s > 0:
             # Let Prometheus take one more scrape of the final numbers before the process exits.
             await asyncio.sleep(config.metrics_linger_s)
@@ -151,11 +185,12 @@ async def _load(
     stats: list[StreamStats],
     histograms: dict[str, StreamHistograms],
     telemetry: RunTelemetry,
+    steered: Steered,
 ) -> RunResult:
     target = config.target
     spool = open_spool(config.dead_letter or config.output_dir / "dead-letter" / f"{run_id}.jsonl")
     started = time.monotonic()
-    progress = Progress(by_source=telemetry.events_by_source, target_rate=config.rate)
+    progress = steered.progress
     telemetry.target_rate_now = lambda: progress.target_rate
     async with AsyncExitStack() as stack:
         endpoint = target.endpoint_url
@@ -202,15 +237,21 @@ async def _load(
             channel.start()
         live = LiveView.for_run(config, stats, histograms, out)
         live_task = None if config.quiet else asyncio.create_task(live.run())
-        gen_started = time.monotonic()
-        schedule = ScheduleCheck(
-            scaled(config.profile.rate_shape, config.rate / config.profile.rate), config.duration_s
+        # The steered shape: a pause or a new rate changes what the schedule asked for, so it
+        # is never counted as a shortfall.
+        schedule = ScheduleCheck(steered.steering.rate_at, config.duration_s, steered.steering.edges)
+        await feed(
+            generate(config, generator, channels, signals.stop, progress, run_id, steered.pacer),
+            signals,
+            spool,
         )
-        await feed(generate(config, generator, channels, signals.stop, progress, run_id), signals, spool)
         # Generation stops at the end of --duration, so every event made is on time: the mark
         # is taken when it ends. (A timer at the deadline raced the pacer's last tick when the
-        # loop was busy, and reported a 1-event shortfall that was not one.)
-        schedule.mark(progress.events, time.monotonic() - gen_started)
+        # loop was busy, and reported a 1-event shortfall that was not one.) Ended early (a
+        # signal, a stop asked for), the mark is the pacer's last tick, unless a full stream
+        # held the pacer back longer than the tolerance: that is a shortfall.
+        elapsed, counted = steered.pacer.elapsed_s(), steered.pacer.counter.counted_to_s
+        schedule.mark(progress.events, counted if elapsed - counted <= schedule.tolerance_s else elapsed)
         await close(channels, config.ending, signals)
         if live_task is not None:
             live_task.cancel()
@@ -220,6 +261,8 @@ async def _load(
     # The exit stack has stopped the local Firehose, which delivered everything it buffered.
     summary = _summary(config, run_id, progress.events, time.monotonic() - started, stats, spool)
     summary.schedule = schedule.summary(progress.events) | {"on_full": config.channel.on_full}
+    if steered.control is not None:
+        summary.control = steered.control.summary(steered.steering.paused_s(schedule.marked_at_s))
     summary.cost = cost.run_cost(
         target.region,
         {s.name: s.billed_bytes for s in stats},
@@ -237,11 +280,11 @@ async def feed(feeding: Coroutine[Any, Any, None], signals: Signals, spool: Spoo
     """Run what offers records to the channels (generation, or a spool being replayed) until it
     ends, a signal comes, or the dead-letter spool breaks (then nothing more may be taken)."""
     task = asyncio.ensure_future(feeding)
-    stopping = asyncio.ensure_future(_first_set(signals.stop, spool.broken))
+    stopping = asyncio.ensure_future(_first_set(signals.stop, signals.finished, spool.broken))
     await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
     if not task.done():
-        # A signal, or a spool that cannot take records any more: the feed may be blocked on a
-        # full stream.
+        # A signal, a stop asked for (Signals.finish), or a spool that cannot take records any
+        # more: the feed may be blocked on a full stream.
         task.cancel()
     stopping.cancel()
     with contextlib.suppress(asyncio.CancelledError):

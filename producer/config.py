@@ -75,6 +75,10 @@ class RunConfig:
     # The embedded local Firehose's streams and transform (run --template); None: built-in ones.
     local_stream_config: Path | None = None
     local_transform: Path | None = None
+    # run --control: the control routes and the live page on the metrics server; the token
+    # (LOADGEN_CONTROL_TOKEN) every control request must carry, required off the loopback.
+    control: bool = False
+    control_token: str | None = None
 
     @property
     def ending(self) -> Ending:

@@ -84,6 +84,7 @@ _RUN_KEYS = (
     "seq_spaces",
     "schedule",
     "cost",
+    "control",
 )
 _WORKER_KEYS = ("dead_letter_paths", "complete", "workers")
 _REPLAY_KEYS = (
@@ -116,6 +117,8 @@ class RunSummary:
     seq_spaces: list[dict[str, int]] = field(default_factory=list)
     schedule: dict[str, Any] | None = None  # telemetry.stats.ScheduleCheck.summary, plus on_full
     cost: dict[str, Any] | None = None  # telemetry.cost.run_cost: billed bytes priced, projections
+    # run --control: every change (time, change, who) and the time spent paused.
+    control: dict[str, Any] | None = None
     # A run with --workers: every worker's spool, and which workers ended without a summary.
     dead_letter_paths: list[str] | None = None
     complete: bool | None = None
@@ -143,7 +146,7 @@ class RunSummary:
             value = getattr(self, key)
             if key == "streams":
                 value = {name: s.to_dict() for name, s in self.streams.items()}
-            elif key in ("schedule", "cost") and value is None:
+            elif key in ("schedule", "cost", "control") and value is None:
                 continue
             out[key] = value
         return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -14,12 +15,14 @@ from producer import __version__, pipeline
 from producer.bench import events as bench_events
 from producer.cli import audit as audit_commands
 from producer.cli import bench as bench_commands
+from producer.cli import control as control_commands
 from producer.cli import local as local_commands
 from producer.cli import options
 from producer.cli import profiles as profile_commands
 from producer.cli import replay as replay_command
 from producer.cli import stack as stack_commands
 from producer.config import RunConfig, Target, TargetKind
+from producer.control.server import TOKEN_VARIABLE, check_bind
 from producer.delivery.channel import ChannelSettings
 from producer.delivery.packing import DEFAULT_TARGET_BYTES
 from producer.delivery.retry import RetryPolicy
@@ -146,7 +149,10 @@ def run(
     ] = None,
     duration: Annotated[
         str | None,
-        typer.Option(help="How long to generate: 30s, 10m, 1h.", envvar="LOADGEN_DURATION"),
+        typer.Option(
+            help="How long to generate: 30s, 10m, 1h, 7d, or forever (until stopped).",
+            envvar="LOADGEN_DURATION",
+        ),
     ] = None,
     stream: Annotated[
         list[str] | None,
@@ -324,6 +330,16 @@ def run(
             envvar="LOADGEN_PACK_BYTES",
         ),
     ] = DEFAULT_TARGET_BYTES,
+    control: Annotated[
+        bool,
+        typer.Option(
+            "--control",
+            help="Steer the run live on the metrics server: a web page at /, GET/PATCH /v1/status "
+            "(rate, paused), POST /v1/stop; `firehose-loadgen ctl`. Off 127.0.0.1 it needs "
+            "LOADGEN_CONTROL_TOKEN.",
+            envvar="LOADGEN_CONTROL",
+        ),
+    ] = False,
     run_id: Annotated[
         str | None,
         typer.Option(
@@ -338,7 +354,7 @@ def run(
     loaded = resolve_profile(profile)
     if rate is not None and not rate > 0:
         raise UsageError(f"--rate must be a number of events per second > 0, got {rate:g}")
-    duration_s = options.optional_duration("--duration", duration, strict=True)
+    duration_s = options.run_duration(duration)
     for name, value in (
         ("--max-in-flight", max_in_flight),
         ("--max-held", max_held),
@@ -357,6 +373,11 @@ def run(
         metrics_port = DEFAULT_METRICS_PORT
     if not 0 <= metrics_port <= 65535:
         raise UsageError(f"--metrics-port must be 0..65535, got {metrics_port}")
+    control_token = os.environ.get(TOKEN_VARIABLE) or None
+    if control:
+        if no_metrics:
+            raise UsageError("--control is served by the metrics server: drop --no-metrics")
+        check_bind(metrics_host, control_token)
     from producer.workers import plan as worker_plan
 
     worker_count = worker_plan.parse_workers(workers, shard)
@@ -399,7 +420,12 @@ def run(
         pack=_pack(loaded, pack, pack_bytes, run_streams),
         local_stream_config=local_config,
         local_transform=local_transform,
+        control=control,
+        control_token=control_token,
     )
+    warning = options.shape_warning(config.profile.rate_shape, config.rate / loaded.rate, config.duration_s)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     from producer.app import run_load
     from producer.runtime import run_async
 
@@ -425,6 +451,7 @@ bench_events.register(app)
 local_commands.register(app)
 audit_commands.register(app)  # audit, soak
 stack_commands.register(app)
+control_commands.register(app)  # ctl
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ text into values with ``duration``/``endpoint_url``, which fail with one UsageEr
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,7 @@ import typer
 
 from producer.durations import parse_duration
 from producer.errors import UsageError
+from producer.schedule import RateShape, peak_reached
 
 
 def duration(option: str, text: str, *, strict: bool = False) -> float:
@@ -29,6 +31,32 @@ def duration(option: str, text: str, *, strict: bool = False) -> float:
 
 def optional_duration(option: str, text: str | None, *, strict: bool = False) -> float | None:
     return None if text is None else duration(option, text, strict=strict)
+
+
+FOREVER = "forever"
+
+
+def run_duration(text: str | None) -> float | None:
+    """``run --duration``: a duration above 0, or ``forever`` (math.inf: until stopped)."""
+    if text is not None and text.strip().lower() == FOREVER:
+        return math.inf
+    return optional_duration("--duration", text, strict=True)
+
+
+def shape_warning(shape: RateShape, factor: float, duration_s: float) -> str | None:
+    """A line when the run ends before its shape reaches its peak (a flash sale cut off before
+    the sale): the live view would show a modest rate and the reader take the run for failing."""
+    if math.isinf(duration_s):
+        return None
+    within, peak_at = peak_reached(shape, duration_s)
+    if within >= 0.99 * shape.peak:
+        return None
+    when = f" at {peak_at:g}s" if peak_at is not None else ""
+    return (
+        f"--duration {duration_s:g}s ends before the shape's peak "
+        f"({shape.peak * factor:,.0f} events/s{when}); this run tops out at "
+        f"{within * factor:,.0f} events/s. Lengthen --duration to reach it"
+    )
 
 
 def endpoint_url(text: str | None, option: str = "--endpoint-url") -> str | None:

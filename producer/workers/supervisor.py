@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import functools
 import os
 import shutil
 import signal
@@ -47,8 +48,11 @@ from producer import pipeline
 from producer.app import RunResult, new_run_id
 from producer.config import RunConfig, TargetKind
 from producer.console import LiveView, print_summary
+from producer.control.server import add_routes
+from producer.control.state import RunControl
 from producer.errors import EXIT_USAGE, UsageError
 from producer.local.process import ready_url, serve_command
+from producer.schedule import Steering, scaled
 from producer.summary import RunSummary, run_summary_paths
 from producer.telemetry.aggregate import (
     Family,
@@ -62,6 +66,7 @@ from producer.telemetry.metrics import MetricsServer, start_metrics
 from producer.telemetry.stats import StreamStats
 from producer.workers.merge import apply_scrape, combine, exit_code
 from producer.workers.plan import Worker, WorkerPlan, spool_path, worker_argv
+from producer.workers.steer import SteeredWorkers
 
 SCRAPE_INTERVAL_S = 1.0
 POLL_S = 0.2
@@ -303,17 +308,32 @@ async def run_workers(plan: WorkerPlan, out: TextIO = sys.stdout) -> RunResult:
             installed.append(sig)
     local: asyncio.subprocess.Process | None = None
     metrics: MetricsServer | None = None
+    control: RunControl | None = None
+    steered: SteeredWorkers | None = None
     note = ""
     try:
         endpoint = None
         if config.target.kind is TargetKind.LOCAL:
             local, endpoint = await _start_local(config, scratch)
+        routes = None
+        if config.control:
+            steered = SteeredWorkers(
+                Steering(scaled(config.profile.rate_shape, config.rate / config.profile.rate)),
+                config.duration_s,
+                lambda: sup.workers,
+                lambda: sup.total,
+                config.streams,
+                {"run_id": run_id, "profile": config.profile.name, "target": config.target.describe()},
+            )
+            control = RunControl(steered, lambda line: print(line, file=sys.stderr, flush=True))
+            routes = functools.partial(add_routes, control=control, token=config.control_token)
         if config.metrics_port is not None:
             metrics, note = await start_metrics(
                 build_aggregate_registry(sup.metrics_source),
                 config.metrics_host,
                 config.metrics_port,
                 config.metrics_port_fallback,
+                routes,
             )
         sup.workers = [
             Worker(
@@ -364,6 +384,8 @@ async def run_workers(plan: WorkerPlan, out: TextIO = sys.stdout) -> RunResult:
             # Every worker refused the same options or endpoint: that one line, not a summary.
             raise UsageError(_usage_line(sup.workers))
         summary = combine(config, run_id, sup.workers, time.monotonic() - started)
+        if control is not None and steered is not None:
+            summary.control = control.summary(steered.steering.paused_s(steered.elapsed_s()))
         summary.write(run_summary_paths(config.output_dir, run_id, config.summary_json))
         print_summary(summary, out, config.log_format)
         if config.log_format == "text":

@@ -1,0 +1,305 @@
+"""``run --control``: a real run steered live through the HTTP API, ``ctl`` and ``--workers 2``;
+the accepted rate read back from /metrics follows each change. Also the token rules and
+``--duration forever`` ending on SIGTERM with balanced books."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from producer import pipeline
+from producer.cli.main import main
+from tests.helpers import REPO
+
+STREAM = pipeline.S3_STREAM
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "LOADGEN_"))}
+    return env | {"AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": os.devnull} | extra
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def request(url: str, method: str = "GET", body: object = None, token: str | None = None) -> Any:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = None if body is None else orjson.dumps(body)
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    with urllib.request.urlopen(req, timeout=10) as response:
+        return orjson.loads(response.read())
+
+
+@dataclass
+class Controlled:
+    proc: subprocess.Popen[str]
+    port: int
+    tmp: Path
+    token: str | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def status(self) -> Any:
+        return request(self.base + "/v1/status", token=self.token)
+
+    def patch(self, body: dict[str, Any]) -> Any:
+        return request(self.base + "/v1/status", "PATCH", body, self.token)
+
+    def accepted(self) -> tuple[float, float]:
+        """(producer clock, records accepted by the S3 stream) from one scrape."""
+        with urllib.request.urlopen(self.base + "/metrics", timeout=5) as response:
+            text = response.read().decode()
+        clock = accepted = 0.0
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if s.name == "loadgen_clock_seconds":
+                    clock = s.value
+                elif s.name == "loadgen_records_total" and s.labels == {
+                    "outcome": "accepted",
+                    "stream": STREAM,
+                }:
+                    accepted = s.value
+        return clock, accepted
+
+    def rate_over(self, window_s: float) -> float:
+        """Accepted records/s over at least ``window_s`` of the producer's clock (a --workers
+        parent's clock moves only when it scrapes its workers, once a second)."""
+        (c0, a0) = self.accepted()
+        time.sleep(window_s)
+        (c1, a1) = self.accepted()
+        while c1 - c0 < window_s / 2:
+            time.sleep(0.05)
+            (c1, a1) = self.accepted()
+        return (a1 - a0) / (c1 - c0)
+
+    def wait_up(self, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.proc.communicate()
+            try:
+                if self.accepted()[1] > 0:
+                    return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.2)
+        raise AssertionError("the run never accepted a record")
+
+    def finish(self, timeout_s: float = 60.0) -> tuple[int, dict[str, Any], str]:
+        out, err = self.proc.communicate(timeout=timeout_s)
+        summary = orjson.loads((self.tmp / "summary.json").read_bytes())
+        return self.proc.returncode, summary, out + err
+
+
+def start_run(tmp: Path, *extra: str, env: dict[str, str] | None = None, rate: str = "200") -> Controlled:
+    port = free_port()
+    args = [
+        sys.executable, "-m", "producer", "run",
+        "--control",
+        "--rate", rate,
+        "--linger", "50ms",
+        "--metrics-port", str(port),
+        "--output-dir", str(tmp / "out"),
+        "--summary-json", str(tmp / "summary.json"),
+        "--quiet",
+        *extra,
+    ]  # fmt: skip
+    if "--duration" not in extra:
+        args += ["--duration", "5m"]
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env or _env(), cwd=REPO
+    )
+    return Controlled(proc, port, tmp)
+
+
+@pytest.fixture
+def controlled(tmp_path: Path) -> Iterator[Callable[..., Controlled]]:
+    runs: list[Controlled] = []
+
+    def start(*extra: str, env: dict[str, str] | None = None, rate: str = "200") -> Controlled:
+        run = start_run(tmp_path, *extra, env=env, rate=rate)
+        runs.append(run)
+        return run
+
+    yield start
+    for run in runs:
+        if run.proc.poll() is None:
+            run.proc.kill()
+            run.proc.communicate()
+
+
+def until(check: Callable[[], bool], timeout_s: float) -> float:
+    """Seconds until ``check()`` held; fails after ``timeout_s``."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        if check():
+            return time.monotonic() - started
+    raise AssertionError(f"not within {timeout_s}s")
+
+
+def steer_and_check(
+    run: Controlled,
+    set_rate: Callable[[float], object],
+    pause: Callable[[bool], object],
+    window_s: float = 0.5,
+    follow_s: float = 3.0,
+    stop_s: float = 1.0,
+) -> None:
+    """200 -> 800 events/s within ``follow_s``, 0 within ``stop_s`` of a pause, 800 again after
+    resume (rates over ``window_s`` of the producer's clock)."""
+    run.wait_up()
+    # Steady at the start rate first (a --workers run's workers start one after the other).
+    until(lambda: run.rate_over(1.0) == pytest.approx(200, rel=0.2), 10.0)
+    set_rate(800)
+    until(lambda: run.rate_over(window_s) > 0.85 * 800, follow_s)
+    assert run.rate_over(1.0) == pytest.approx(800, rel=0.15)
+    pause(True)
+    until(lambda: run.rate_over(min(window_s, 0.3)) == 0.0, stop_s)
+    time.sleep(1.0)
+    assert run.rate_over(window_s) == 0.0
+    pause(False)
+    until(lambda: run.rate_over(window_s) > 0.85 * 800, follow_s)
+
+
+def check_books(code: int, summary: dict[str, Any], output: str) -> None:
+    assert code == 0, output
+    for s in summary["streams"].values():
+        assert s["sent"] == s["accepted"] > 0 and s["dead_lettered"] == 0
+    assert summary["schedule"]["shortfall_events"] == 0, summary["schedule"]
+
+
+def test_the_api_steers_rate_and_pause_and_stops_with_a_drain(controlled: Callable[..., Controlled]) -> None:
+    run = controlled()
+    steer_and_check(run, lambda rate: run.patch({"rate": rate}), lambda paused: run.patch({"paused": paused}))
+    status = run.status()
+    assert status["rate"] == 800 and status["state"] == "running" and status["paused_s"] >= 1.0
+    assert status["streams"][STREAM]["accepted"] > 0
+    assert request(run.base + "/v1/stop", "POST")["state"] == "stopping"
+    code, summary, output = run.finish()
+    check_books(code, summary, output)
+    changes = [c["change"] for c in summary["control"]["changes"]]
+    assert changes == ["rate 200 -> 800 events/s", "pause", "resume", "stop"]
+    assert all(c["who"].startswith("api 127.0.0.1") for c in summary["control"]["changes"])
+    assert summary["control"]["paused_s"] >= 1.0
+    assert "control: rate 200 -> 800 events/s" in output
+    # Bad changes are refused with a reason and change nothing.
+    # (The run is over by now; these were checked while it ran in the ctl test below.)
+
+
+def _ctl(capsys: pytest.CaptureFixture[str], run: Controlled, *args: str, code: int = 0) -> str:
+    """``firehose-loadgen ctl ARGS --url`` through the console entry point, in this process (a
+    new interpreter per call would cost a second each)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sys, "argv", ["firehose-loadgen", "ctl", *args, "--url", run.base])
+        with pytest.raises(SystemExit) as ended:
+            main()
+    out, err = capsys.readouterr()
+    assert ended.value.code == code, err
+    return out if code == 0 else err
+
+
+def test_ctl_steers_the_run(
+    controlled: Callable[..., Controlled], capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = controlled()
+    steer_and_check(
+        run,
+        lambda rate: _ctl(capsys, run, "rate", f"{rate:g}"),
+        lambda paused: _ctl(capsys, run, "pause" if paused else "resume"),
+    )
+    shown = _ctl(capsys, run, "status")
+    assert "running, rate 800/s" in shown and f"{STREAM}:" in shown
+    # A bad change: one line, exit 2, nothing changed.
+    bad = _ctl(capsys, run, "rate", "0", code=2)
+    assert "HTTP 400: rate must be a number of events per second > 0" in bad and bad.count("\n") == 1
+    assert run.status()["rate"] == 800
+    _ctl(capsys, run, "stop")
+    code, summary, output = run.finish()
+    check_books(code, summary, output)
+    assert [c["who"].split()[0] for c in summary["control"]["changes"]] == ["ctl"] * 4
+
+
+def test_workers_split_a_new_rate_exactly_and_follow_pause_and_stop(
+    controlled: Callable[..., Controlled],
+) -> None:
+    run = controlled("--workers", "2")
+    # The parent's /metrics sums its workers' scrapes, taken once a second: rates over 1 s
+    # windows, a second more to follow.
+    steer_and_check(
+        run,
+        lambda rate: run.patch({"rate": rate + 1}),
+        lambda paused: run.patch({"paused": paused}),
+        window_s=1.0,
+        follow_s=4.0,
+        stop_s=2.5,
+    )
+    status = run.status()
+    shares = [w["rate"] for w in status["workers"]]
+    assert shares == [400.0, 401.0] and sum(shares) == status["rate"] == 801
+    request(run.base + "/v1/stop", "POST")
+    code, summary, output = run.finish(90)
+    check_books(code, summary, output)
+    assert [c["change"] for c in summary["control"]["changes"]] == [
+        "rate 200 -> 801 events/s",
+        "pause",
+        "resume",
+        "stop",
+    ]
+
+
+def test_control_off_the_loopback_needs_a_token(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "producer", "run", "--control", "--metrics-host", "0.0.0.0"],
+        capture_output=True, text=True, env=_env(), cwd=REPO, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "LOADGEN_CONTROL_TOKEN" in lines[0], done.stderr
+
+
+def test_forever_with_a_token_refuses_strangers_and_drains_on_sigterm(
+    controlled: Callable[..., Controlled],
+) -> None:
+    token = "s3cret-demo-token"
+    run = controlled(
+        "--duration", "forever", "--metrics-host", "0.0.0.0", env=_env(LOADGEN_CONTROL_TOKEN=token)
+    )
+    run.wait_up()
+    for token_given in (None, "wrong"):
+        for method, path, body in (
+            ("PATCH", "/v1/status", {"rate": 900}),
+            ("POST", "/v1/stop", None),
+            ("GET", "/", None),
+        ):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                request(run.base + path, method, body, token_given)
+            assert refused.value.code == 401
+    run.token = token
+    status = run.status()
+    assert status["rate"] == 200 and status["state"] == "running" and status["duration_s"] is None
+    assert status["changes"] == []
+    time.sleep(1.0)
+    run.proc.send_signal(signal.SIGTERM)
+    code, summary, output = run.finish()
+    check_books(code, summary, output)
+    assert summary["control"] == {"paused_s": 0.0, "changes": []}
