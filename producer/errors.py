@@ -9,6 +9,8 @@ EXIT_STREAM_UNUSABLE = 3
 # The run's books do not balance: records neither accepted nor dead-lettered (a spool that
 # could not be written, a --workers process that died without its summary).
 EXIT_INCOMPLETE = 4
+# A check or a benchmark's target the user set (or the project's, for bench soak-memory) failed.
+EXIT_TARGET_FAILED = 5
 
 
 class LoadgenError(Exception):
