@@ -35,7 +35,7 @@ from producer.firehose.errors import ApiError, TransportError
 from producer.generation import Progress, generate
 from producer.local.server import LocalFirehose, LocalOptions
 from producer.runtime import Signals, first_done
-from producer.schedule import Pacer, Steering, scaled
+from producer.schedule import Pacer, Steering
 from producer.summary import RunSummary, StreamSummary, run_summary_paths
 from producer.telemetry import cost
 from producer.telemetry.histogram import StreamHistograms
@@ -139,7 +139,7 @@ async def _run(config: RunConfig, run_id: str, signals: Signals, out: TextIO) ->
         streams=stats,
         histograms=histograms,
     )
-    steering = Steering(scaled(config.profile.rate_shape, config.rate / config.profile.rate))
+    steering = Steering(config.profile.rate_shape, config.rate / config.profile.rate)
     steered = Steered(
         steering,
         Pacer(steering, config.duration_s, edges=steering.edges),

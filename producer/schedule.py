@@ -171,12 +171,14 @@ class Steering:
     a pause did not ask for is never a shortfall. Changes are made at the current elapsed time
     (``now_s``), never in the past.
 
+    ``shape`` is the profile's own; ``factor`` scales it to the run's rate (``--rate``).
+
     Example: ``s = Steering(constant(200)); s.set_peak(800, at_s=10); s.rate_at(12) == 800``.
     """
 
-    def __init__(self, shape: RateShape) -> None:
+    def __init__(self, shape: RateShape, factor: float = 1.0) -> None:
         self.shape = shape
-        self._settings = [Setting(0.0, 1.0, False)]
+        self._settings = [Setting(0.0, factor, False)]
         self._starts = [0.0]
 
     @property
@@ -191,6 +193,12 @@ class Steering:
     @property
     def paused(self) -> bool:
         return self.current.paused
+
+    @property
+    def text(self) -> str:
+        """The shape as it runs now, for the live view and the page."""
+        factor = self.current.factor
+        return self.shape.text if factor == 1.0 else f"{self.shape.text}, x{factor:.4g}"
 
     def _add(self, setting: Setting) -> None:
         last = self._settings[-1]

@@ -54,7 +54,7 @@ def schedule_status(steering: Steering, elapsed_s: float, duration_s: float) -> 
     return {
         "rate": steering.peak,
         "paused": steering.paused,
-        "shape": steering.shape.text,
+        "shape": steering.text,
         "target_now": round(steering.rate_at(elapsed_s), 1),
         "target_next": None
         if nxt is None

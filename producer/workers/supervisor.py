@@ -52,7 +52,7 @@ from producer.control.server import add_routes
 from producer.control.state import RunControl
 from producer.errors import EXIT_USAGE, UsageError
 from producer.local.process import ready_url, serve_command
-from producer.schedule import Steering, scaled
+from producer.schedule import Steering
 from producer.summary import RunSummary, run_summary_paths
 from producer.telemetry.aggregate import (
     Family,
@@ -318,7 +318,7 @@ async def run_workers(plan: WorkerPlan, out: TextIO = sys.stdout) -> RunResult:
         routes = None
         if config.control:
             steered = SteeredWorkers(
-                Steering(scaled(config.profile.rate_shape, config.rate / config.profile.rate)),
+                Steering(config.profile.rate_shape, config.rate / config.profile.rate),
                 config.duration_s,
                 lambda: sup.workers,
                 lambda: sup.total,
