@@ -16,35 +16,19 @@ from typing import Any, Literal
 import orjson
 
 from producer.errors import EXIT_DEAD_LETTERED, EXIT_INCOMPLETE, EXIT_OK, EXIT_STREAM_UNUSABLE
-from producer.telemetry.stats import StreamStats
+from producer.telemetry.stats import Books, StreamStats
 
 
-@dataclass(frozen=True, slots=True)
-class StreamSummary:
-    """One stream's books at the end: ``sent == accepted + dead_lettered + lost``."""
+@dataclass(slots=True)
+class StreamSummary(Books):
+    """One stream's books at the end (the counters are ``Books``'):
+    ``sent == accepted + dead_lettered + lost``."""
 
-    sent: int = 0
-    accepted: int = 0
-    dead_lettered: int = 0
-    lost: int = 0
-    retried_records: int = 0
-    failed_record_attempts: int = 0
-    throttled_records: int = 0
-    failed_requests: int = 0
-    possible_duplicates: int = 0
-    requests: int = 0
-    bytes_sent: int = 0
-    # Accepted records, each rounded up to Firehose's 5 KB billing increment (telemetry/cost.py).
-    billed_bytes: int = 0
-    # --pack: the events in the records sent (the books above count records); 0 when not packed.
-    packed_events: int = 0
     failures_by_code: dict[str, int] = field(default_factory=dict)
     dead_lettered_by_reason: dict[str, int] = field(default_factory=dict)
     target_rate: float = 0.0
     rate_limit: float | None = None
-    rate_cuts: int = 0
     blocked_s: float = 0.0
-    not_taken_after_stop: int = 0
     stopped_reason: str | None = None
 
     @classmethod
@@ -60,11 +44,6 @@ class StreamSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-
-    @property
-    def balanced(self) -> bool:
-        """Every record taken is accounted for: accepted or dead-lettered, none lost."""
-        return self.lost == 0 and self.sent == self.accepted + self.dead_lettered
 
 
 Kind = Literal["run", "replay"]

@@ -31,12 +31,20 @@ from prometheus_client.registry import Collector
 from producer import __version__
 from producer.errors import UsageError
 from producer.telemetry.histogram import Histogram, StreamHistograms
-from producer.telemetry.stats import Reason, StreamStats
+from producer.telemetry.stats import COUNTS, Reason, StreamStats
 
 DEFAULT_METRICS_PORT = 9450
 # Label values are bounded: outcomes and reasons are fixed lists; unknown error codes fold
 # into "other" so a misbehaving endpoint cannot blow up the series count.
-OUTCOMES = ("sent", "accepted", "failed_attempt", "retried", "dead_lettered", "dropped", "lost")
+# The families several counters of stats.Books share, by one label (what each series means is
+# the counter's own meaning); every other counter with a metric is a family of its own.
+SHARED_FAMILIES = {
+    "loadgen_records": ("outcome", "Records by outcome."),
+    "loadgen_put_record_batch_requests": ("result", "PutRecordBatch calls by result."),
+}
+# One outcome that is not a counter of its own: the dead-lettered records of reason Dropped.
+DROPPED = ("dropped", "refused under --on-full drop")
+OUTCOMES = (*(c.label[1] for c in COUNTS if c.label and c.metric == "loadgen_records"), DROPPED[0])
 DEAD_LETTER_REASONS = tuple(r.value for r in Reason)  # every reason a record can be given up for
 ERROR_CODES = (
     "ServiceUnavailableException",
@@ -81,16 +89,33 @@ def _fold_codes(codes: Counter[str]) -> dict[str, int]:
     return out
 
 
-def _outcomes(s: StreamStats) -> dict[str, int]:
-    return {
-        "sent": s.sent,
-        "accepted": s.accepted,
-        "failed_attempt": s.failed_record_attempts,
-        "retried": s.retried_records,
-        "dead_lettered": s.dead_lettered,
-        "dropped": s.dead_by_reason.get(Reason.DROPPED.value, 0),
-        "lost": s.lost,
-    }
+def _counter_families() -> dict[str, CounterMetricFamily]:
+    """An empty family for each metric of stats.COUNTS, its help text made of the meanings."""
+    help_of: dict[str, list[str]] = {}
+    for c in COUNTS:
+        if c.metric is not None:
+            help_of.setdefault(c.metric, []).append(f"{c.label[1]}: {c.meaning}" if c.label else c.meaning)
+    help_of["loadgen_records"].append(f"{DROPPED[0]}: {DROPPED[1]}")
+    families = {}
+    for metric, parts in help_of.items():
+        if metric in SHARED_FAMILIES:
+            label, intro = SHARED_FAMILIES[metric]
+            families[metric] = CounterMetricFamily(
+                metric, f"{intro} {'; '.join(parts)}.", labels=["stream", label]
+            )
+        else:
+            families[metric] = CounterMetricFamily(metric, parts[0], labels=["stream"])
+    return families
+
+
+def _add_counts(families: dict[str, CounterMetricFamily], s: StreamStats) -> None:
+    for c in COUNTS:
+        if c.metric is None:
+            continue
+        value = getattr(s, c.name) - (getattr(s, c.less) if c.less else 0)
+        families[c.metric].add_metric([s.name, c.label[1]] if c.label else [s.name], value)
+    dropped = s.dead_by_reason.get(Reason.DROPPED.value, 0)
+    families["loadgen_records"].add_metric([s.name, DROPPED[0]], dropped)
 
 
 def _histogram(name: str, doc: str, unit_streams: Iterable[tuple[str, Histogram]]) -> Metric:
@@ -131,48 +156,12 @@ class LoadgenCollector(Collector):
             events.add_metric([source], t.events_by_source.get(source, 0))
         yield events
 
-        records = CounterMetricFamily(
-            "loadgen_records",
-            "Records by outcome. sent: taken for the stream; accepted: acknowledged by Firehose; "
-            "failed_attempt: record attempts Firehose refused or that got no answer; retried: "
-            "records scheduled for another attempt; dead_lettered: given up and written to the "
-            "spool (dropped ones included); dropped: refused under --on-full drop; lost: given up "
-            "but the spool could not take them (the run's books are then incomplete, exit 4).",
-            labels=["stream", "outcome"],
-        )
-        sent_bytes = CounterMetricFamily(
-            "loadgen_sent_bytes", "Bytes of record data Firehose accepted.", labels=["stream"]
-        )
-        billed_bytes = CounterMetricFamily(
-            "loadgen_billed_bytes",
-            "Bytes Firehose bills for the records it accepted: each record rounded up to 5 KB "
-            "(5,120 bytes), https://aws.amazon.com/firehose/pricing/ .",
-            labels=["stream"],
-        )
-        packed = CounterMetricFamily(
-            "loadgen_packed_events",
-            "Events carried in the records sent to a --pack stream (several a record).",
-            labels=["stream"],
-        )
-        requests = CounterMetricFamily(
-            "loadgen_put_record_batch_requests",
-            "PutRecordBatch calls by result (ok: answered 200).",
-            labels=["stream", "result"],
-        )
+        counts = _counter_families()
         failures = CounterMetricFamily(
             "loadgen_failures",
             "Failures by error code: per-record ErrorCodes count one per record, whole-call "
             "errors one per call.",
             labels=["stream", "error_code"],
-        )
-        throttled = CounterMetricFamily(
-            "loadgen_throttled_records", "Records refused with throttling (Slow down.).", labels=["stream"]
-        )
-        duplicates = CounterMetricFamily(
-            "loadgen_possible_duplicate_records",
-            "Records resent after a call whose outcome is unknown (timeout, dropped connection): "
-            "Firehose may hold them twice.",
-            labels=["stream"],
         )
         dead = CounterMetricFamily(
             "loadgen_dead_lettered_records", "Records spooled, by reason.", labels=["stream", "reason"]
@@ -196,17 +185,9 @@ class LoadgenCollector(Collector):
             "loadgen_stream_in_flight_requests", "PutRecordBatch calls awaiting an answer.", labels=["stream"]
         )
         for s in t.streams:
-            for outcome, value in _outcomes(s).items():
-                records.add_metric([s.name, outcome], value)
-            sent_bytes.add_metric([s.name], s.bytes_sent)
-            billed_bytes.add_metric([s.name], s.billed_bytes)
-            packed.add_metric([s.name], s.packed_events)
-            requests.add_metric([s.name, "ok"], s.requests - s.failed_requests)
-            requests.add_metric([s.name, "error"], s.failed_requests)
+            _add_counts(counts, s)
             for code, value in _fold_codes(s.failures_by_code).items():
                 failures.add_metric([s.name, code], value)
-            throttled.add_metric([s.name], s.throttled_records)
-            duplicates.add_metric([s.name], s.possible_duplicates)
             reasons = dict.fromkeys(DEAD_LETTER_REASONS, 0) | dict(s.dead_by_reason)
             for reason, value in reasons.items():
                 dead.add_metric([s.name, reason], value)
@@ -215,17 +196,8 @@ class LoadgenCollector(Collector):
             achieved.add_metric([s.name], s.achieved_rate)
             queue.add_metric([s.name], s.held)
             in_flight.add_metric([s.name], s.in_flight)
-        yield from (
-            records,
-            sent_bytes,
-            billed_bytes,
-            packed,
-            requests,
-            failures,
-            throttled,
-            duplicates,
-            dead,
-        )
+        yield from counts.values()
+        yield from (failures, dead)
 
         target = GaugeMetricFamily(
             "loadgen_target_rate_events_per_second", "Events per second the profile asks for now."

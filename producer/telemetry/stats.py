@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Any
 
@@ -32,37 +32,106 @@ class Reason(StrEnum):
 RateProbe = Callable[[], tuple[float | None, float]]
 
 
-@dataclass(slots=True)
-class StreamStats:
-    """``sent`` counts records the producer took for this stream; at the end of a run
+@dataclass(frozen=True, slots=True)
+class Count:
+    """How one counter of a stream's books is shown: its ``name`` is its field in ``Books`` and
+    its key in the summary JSON; ``metric`` is its family on /metrics (None: summary only) and
+    ``label`` its series there when a family holds several counters. ``less``: the series shows
+    this counter minus that one (``requests`` counts every call, the ``ok`` series the answered)."""
+
+    meaning: str
+    metric: str | None = None
+    label: tuple[str, str] | None = None
+    less: str | None = None
+    name: str = ""
+
+
+def count(
+    meaning: str, metric: str | None = None, label: tuple[str, str] | None = None, less: str | None = None
+) -> int:
+    """A counter of ``Books``: 0 to start with, and how it is shown (``Count``)."""
+    shown = Count(meaning, metric, label, less)
+    return field(default=0, metadata={"count": shown})
+
+
+@dataclass(slots=True, kw_only=True)
+class Books:
+    """One stream's counters, each declared once, here: the live ``StreamStats`` and the
+    summary's ``StreamSummary`` both are Books, and the summary, /metrics and the ``--workers``
+    scrape all read ``COUNTS``, made from these lines. A new counter is one line.
+
+    ``sent`` counts records the producer took for this stream; at the end of a run
     ``sent == accepted + dead_lettered + lost``, and ``lost`` is 0 unless the dead-letter spool
-    failed. The rest are events, not record states."""
+    failed. The rest count events, not record states."""
+
+    sent: int = count("taken for the stream", "loadgen_records", ("outcome", "sent"))
+    accepted: int = count("acknowledged by Firehose", "loadgen_records", ("outcome", "accepted"))
+    dead_lettered: int = count(
+        "given up and written to the spool (dropped ones included)",
+        "loadgen_records",
+        ("outcome", "dead_lettered"),
+    )
+    lost: int = count(
+        "given up but the spool could not take them (the run's books are then incomplete, exit 4)",
+        "loadgen_records",
+        ("outcome", "lost"),
+    )
+    retried_records: int = count(
+        "records scheduled for another attempt", "loadgen_records", ("outcome", "retried")
+    )
+    failed_record_attempts: int = count(
+        "record attempts Firehose refused or that got no answer (per record, whole call or transport)",
+        "loadgen_records",
+        ("outcome", "failed_attempt"),
+    )
+    throttled_records: int = count(
+        "Records refused with throttling (Slow down.).", "loadgen_throttled_records"
+    )
+    failed_requests: int = count(
+        "calls that failed whole (an error, no answer, an unreadable one)",
+        "loadgen_put_record_batch_requests",
+        ("result", "error"),
+    )
+    possible_duplicates: int = count(
+        "Records resent after a call whose outcome is unknown (timeout, dropped connection): "
+        "Firehose may hold them twice.",
+        "loadgen_possible_duplicate_records",
+    )
+    requests: int = count(
+        "answered 200", "loadgen_put_record_batch_requests", ("result", "ok"), less="failed_requests"
+    )
+    bytes_sent: int = count("Bytes of record data Firehose accepted.", "loadgen_sent_bytes")
+    billed_bytes: int = count(
+        "Bytes Firehose bills for the records it accepted: each record rounded up to 5 KB "
+        "(5,120 bytes), https://aws.amazon.com/firehose/pricing/ (producer/telemetry/cost.py).",
+        "loadgen_billed_bytes",
+    )
+    packed_events: int = count(
+        "Events carried in the records sent to a --pack stream (several a record).", "loadgen_packed_events"
+    )
+    rate_cuts: int = count("times the adaptive send limit was cut")
+    not_taken_after_stop: int = count("records refused because the stream had stopped (not in sent)")
+
+    @property
+    def balanced(self) -> bool:
+        """Every record taken is accounted for: accepted or dead-lettered, none lost."""
+        return self.lost == 0 and self.sent == self.accepted + self.dead_lettered
+
+
+# Every counter of Books, in order, named.
+COUNTS: tuple[Count, ...] = tuple(replace(f.metadata["count"], name=f.name) for f in fields(Books))
+
+
+@dataclass(slots=True)
+class StreamStats(Books):
+    """A stream's books as the run goes (the counters are ``Books``'), and what the live view,
+    the summary and /metrics read besides."""
 
     name: str
     target_rate: float = 0.0  # records/s the run asks of this stream (every event goes to it)
-    sent: int = 0
-    accepted: int = 0
-    dead_lettered: int = 0
-    # Records given up on that the dead-letter spool could not take (a full disk): neither
-    # accepted nor spooled. Any makes the run's books incomplete (exit 4).
-    lost: int = 0
-    retried_records: int = 0
-    failed_record_attempts: int = 0  # record attempts that failed (per record, whole call or transport)
-    throttled_records: int = 0
-    failed_requests: int = 0
-    possible_duplicates: int = 0
-    requests: int = 0
-    bytes_sent: int = 0  # the accepted records' own bytes
-    # What Firehose bills for the accepted records: each rounded up to 5 KB
-    # (producer/telemetry/cost.py). Refused records are not billed, so retries add nothing.
-    billed_bytes: int = 0
-    # Events carried by the records sent (--pack: several a record); 0 for a stream not packed.
-    packed_events: int = 0
     in_flight: int = 0
     held: int = 0  # records inside the channel: accumulating, queued, in flight or waiting to retry
     blocked_s: float = 0.0  # time generation waited on this stream (--on-full block)
-    not_taken_after_stop: int = 0  # records refused because the stream had stopped (not in sent)
-    rate_cuts: int = 0
     failures_by_code: Counter[str] = field(default_factory=Counter)
     dead_by_reason: Counter[str] = field(default_factory=Counter)
     stopped_reason: str = ""
@@ -78,34 +147,15 @@ class StreamStats:
         """Records/s the stream accepted over the last couple of seconds."""
         return self.rate_probe()[1] if self.rate_probe else 0.0
 
-    @property
-    def balanced(self) -> bool:
-        """Every record taken is accounted for: accepted or dead-lettered, none lost."""
-        return self.lost == 0 and self.sent == self.accepted + self.dead_lettered
-
     def summary(self) -> dict[str, Any]:
+        """The stream's part of the summary JSON (``StreamSummary`` reads it)."""
         limit = self.current_limit
-        return {
-            "sent": self.sent,
-            "accepted": self.accepted,
-            "dead_lettered": self.dead_lettered,
-            "lost": self.lost,
-            "retried_records": self.retried_records,
-            "failed_record_attempts": self.failed_record_attempts,
-            "throttled_records": self.throttled_records,
-            "failed_requests": self.failed_requests,
-            "possible_duplicates": self.possible_duplicates,
-            "requests": self.requests,
-            "bytes_sent": self.bytes_sent,
-            "billed_bytes": self.billed_bytes,
-            "packed_events": self.packed_events,
+        return {c.name: getattr(self, c.name) for c in COUNTS} | {
             "failures_by_code": dict(self.failures_by_code),
             "dead_lettered_by_reason": dict(self.dead_by_reason),
             "target_rate": self.target_rate,
             "rate_limit": None if limit is None else round(limit, 1),
-            "rate_cuts": self.rate_cuts,
             "blocked_s": round(self.blocked_s, 3),
-            "not_taken_after_stop": self.not_taken_after_stop,
             "stopped_reason": self.stopped_reason or None,
         }
 

@@ -20,7 +20,7 @@ from producer.telemetry.aggregate import (
     value,
 )
 from producer.telemetry.histogram import Histogram, StreamHistograms
-from producer.telemetry.stats import StreamStats
+from producer.telemetry.stats import COUNTS, StreamStats
 from producer.workers.plan import Worker
 
 
@@ -48,14 +48,18 @@ def merge(values: Sequence[Any]) -> Any:
     return texts[0] if len(texts) == 1 else "; ".join(texts)
 
 
-# Per-stream counters a scrape can give for a worker that left no summary.
-_SCRAPED_OUTCOMES = {
-    "sent": "sent",
-    "accepted": "accepted",
-    "dead_lettered": "dead_lettered",
-    "retried_records": "retried",
-    "failed_record_attempts": "failed_attempt",
-}
+def scraped_books(scrape: Scrape, stream: str) -> dict[str, int]:
+    """A stream's counters as a scrape shows them (every counter of stats.COUNTS with a metric),
+    read the way telemetry/metrics.py writes them."""
+    shown = {
+        c.name: int(value(scrape, c.metric, stream=stream, **dict([c.label] if c.label else [])))
+        for c in COUNTS
+        if c.metric is not None
+    }
+    for c in COUNTS:
+        if c.less is not None and c.name in shown:
+            shown[c.name] += shown[c.less]
+    return shown
 
 
 def scraped_counts(scrape: Scrape, streams: Sequence[str]) -> dict[str, Any]:
@@ -64,21 +68,7 @@ def scraped_counts(scrape: Scrape, streams: Sequence[str]) -> dict[str, Any]:
     generated = int(sum(events.samples.values())) if events else 0
     out: dict[str, Any] = {}
     for name in streams:
-        counts = {
-            key: int(value(scrape, "loadgen_records", stream=name, outcome=outcome))
-            for key, outcome in _SCRAPED_OUTCOMES.items()
-        }
-        ok = int(value(scrape, "loadgen_put_record_batch_requests", stream=name, result="ok"))
-        failed = int(value(scrape, "loadgen_put_record_batch_requests", stream=name, result="error"))
-        counts |= {
-            "throttled_records": int(value(scrape, "loadgen_throttled_records", stream=name)),
-            "possible_duplicates": int(value(scrape, "loadgen_possible_duplicate_records", stream=name)),
-            "requests": ok + failed,
-            "failed_requests": failed,
-            "bytes_sent": int(value(scrape, "loadgen_sent_bytes", stream=name)),
-            "billed_bytes": int(value(scrape, "loadgen_billed_bytes", stream=name)),
-            "packed_events": int(value(scrape, "loadgen_packed_events", stream=name)),
-        }
+        counts: dict[str, Any] = scraped_books(scrape, name)
         # What the worker had taken and not yet settled when it died is nobody's to count now:
         # lost, so that the merged books still add up (sent == accepted + dead_lettered + lost).
         counts["lost"] = counts["sent"] - counts["accepted"] - counts["dead_lettered"]
@@ -95,10 +85,8 @@ def apply_scrape(
     """Copy summed scrapes into the StreamStats/histograms the live view reads, so the parent
     reuses LiveView as is."""
     for s in stats:
-        part = scraped_counts(scrape, [s.name])["streams"][s.name]
-        s.sent, s.accepted, s.dead_lettered = part["sent"], part["accepted"], part["dead_lettered"]
-        s.retried_records, s.throttled_records = part["retried_records"], part["throttled_records"]
-        s.billed_bytes = part["billed_bytes"]
+        for name, n in scraped_books(scrape, s.name).items():
+            setattr(s, name, n)
         s.held = int(value(scrape, "loadgen_stream_queue_records", stream=s.name))
         s.in_flight = int(value(scrape, "loadgen_stream_in_flight_requests", stream=s.name))
         _fill(histograms[s.name].request_seconds, scrape, "loadgen_put_record_batch_duration_seconds", s.name)

@@ -22,9 +22,14 @@ from producer import pipeline
 from producer.delivery.spool import read_spool
 from producer.errors import EXIT_INCOMPLETE
 from tests.faultserver import Faults, FaultServer
-from tests.helpers import REPO, run_cli, start_cli
+from tests.helpers import REPO, delivered_event_ids, run_cli, start_cli
 
 STREAMS = pipeline.DEFAULT_STREAMS
+# Where the embedded Firehose delivers each stream inside the run's output folder.
+STREAM_ROOTS = {
+    pipeline.S3_STREAM: Path(pipeline.LOCAL_BUCKET) / "raw-data",
+    pipeline.OPENSEARCH_STREAM: Path("opensearch"),
+}
 
 
 def _summary(path: Path) -> dict[str, object]:
@@ -64,8 +69,11 @@ def test_duration_is_kept_at_a_rate_the_streams_cannot_take(tmp_path: Path) -> N
     assert isinstance(schedule, dict)
     assert schedule["shortfall_events"] > 0 and schedule["target_events"] >= 2_000_000
     assert "behind schedule" in result.stderr
-    for s in _streams(summary).values():
+    for name, s in _streams(summary).items():
         assert s["sent"] == s["accepted"] == summary["events_generated"] and s["lost"] == 0
+        # The embedded Firehose's own books: what it delivered to the output folder.
+        delivered = delivered_event_ids(tmp_path / STREAM_ROOTS[name])
+        assert len(delivered) == s["accepted"] and set(delivered.values()) == {1}, name
 
 
 def _free_port() -> int:
@@ -109,6 +117,7 @@ def test_random_failures_end_with_every_event_accepted_once(tmp_path: Path) -> N
             # cuts were judged by the significance of the share's move, streams spent 6.75 to
             # 13.5 s of the 15 below it (limits down to 159 records/s), and runs took 83-135 s.
             below = dict.fromkeys(STREAMS, 0.0)
+            sampled: set[str] = set()
             first = last = 0.0
             while proc.poll() is None and (not first or last - first < 15):
                 time.sleep(0.25)
@@ -117,6 +126,7 @@ def test_random_failures_end_with_every_event_accepted_once(tmp_path: Path) -> N
                 except OSError:
                     continue  # not listening yet
                 now = time.monotonic()
+                sampled |= set(limits)
                 for name, limit in limits.items():
                     if first and limit < 2_000:
                         below[name] += now - last
@@ -125,6 +135,7 @@ def test_random_failures_end_with_every_event_accepted_once(tmp_path: Path) -> N
         finally:
             proc.kill()
         assert first, "never scraped /metrics"
+        assert sampled == set(STREAMS), f"no rate limit on /metrics for {set(STREAMS) - sampled}"
         assert all(seconds <= 5 for seconds in below.values()), f"seconds below 2,000 records/s: {below}"
         summary = _summary(tmp_path / "s.json")
         generated = summary["events_generated"]
@@ -154,12 +165,15 @@ def test_a_dribbling_endpoint_cannot_hold_a_run_past_its_bounds(tmp_path: Path) 
     assert result.returncode == 1, result.stderr
     summary = _summary(tmp_path / "s.json")
     spooled = list(read_spool(tmp_path / "dead.jsonl"))
+    assert server.calls > 0  # the calls reached the endpoint, which never finished an answer
     for name, s in _streams(summary).items():
-        assert s["accepted"] == 0 and s["sent"] == s["dead_lettered"] == summary["events_generated"]
+        assert s["accepted"] == 0 == server.total(name)
+        assert s["sent"] == s["dead_lettered"] == summary["events_generated"]
         assert s["failures_by_code"].get("CallTimeout", 0) > 0  # type: ignore[attr-defined]
         # Each record counts once as a possible duplicate, however many calls it was in.
         assert 0 < s["possible_duplicates"] <= s["sent"]
-        assert sum(1 for e in spooled if e.stream == name) == s["dead_lettered"]
+        ids = {orjson.loads(e.data)["event_id"] for e in spooled if e.stream == name}
+        assert sum(1 for e in spooled if e.stream == name) == s["dead_lettered"] == len(ids)
 
 
 @pytest.mark.parametrize("where", ["/dev/full", "folder", "under-a-file"])
@@ -210,6 +224,7 @@ def test_a_spool_that_fills_up_mid_run_stops_the_run_and_counts_what_is_lost(
     assert sum(s["lost"] for s in streams.values()) > 0
     for name, s in streams.items():
         assert s["sent"] == s["accepted"] + s["dead_lettered"] + s["lost"]
+        assert s["accepted"] == server.total(name) == 0  # the endpoint refused every record
         assert s["dead_lettered"] <= sum(1 for e in spooled if e == name)
 
 

@@ -107,3 +107,6 @@ def test_endpoint_from_standard_aws_variable(tmp_path: Path, local_firehose: Thr
     summary = orjson.loads((tmp_path / "s.json").read_bytes())
     assert list(summary["streams"]) == ["only-stream"]
     assert summary["streams"]["only-stream"]["accepted"] == summary["events_generated"] > 0
+    # The endpoint the variable names took them: a run that ignored it would have sent them to
+    # the built-in Firehose, and this one's books would be empty.
+    assert local_firehose.server.records_accepted["only-stream"] == summary["events_generated"]

@@ -89,6 +89,11 @@ def test_hints_from_description_and_text() -> None:
     }
     assert from_description(description) == BufferHints(5.0, 3)
     assert parse("2s/1") == BufferHints(2.0, 1) and parse("60/5MiB") == BufferHints(60.0, 5)
-    for bad in ("2s", "x/1", "2s/0", "901s/1"):
-        with pytest.raises(ValueError):
+    for bad, why in (
+        ("2s", "is not INTERVAL/SIZE_MIB"),
+        ("x/1", "is not INTERVAL/SIZE_MIB"),
+        ("2s/0", "interval must be"),
+        ("901s/1", "interval must be"),
+    ):
+        with pytest.raises(ValueError, match=why):
             parse(bad)

@@ -131,7 +131,8 @@ def test_limits_match_the_api_reference() -> None:
     [(0, limits.MAX_BATCH_BYTES), (501, limits.MAX_BATCH_BYTES), (500, limits.MAX_BATCH_BYTES + 1)],
 )
 def test_settings_beyond_the_api_limits_are_rejected(max_records: int, max_bytes: int) -> None:
-    with pytest.raises(ValueError):
+    why = "max_bytes must be" if max_records == 500 else "max_records must be 1..500"
+    with pytest.raises(ValueError, match=why):
         Accumulator(max_records, max_bytes)
 
 

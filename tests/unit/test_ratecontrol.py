@@ -190,9 +190,9 @@ def test_achieved_rate_forgets_old_answers() -> None:
 
 
 def test_invalid_settings_are_rejected() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="decrease_factor must be between 0 and 1"):
         AdaptiveRate(RateControlSettings(decrease_factor=1.0))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="need 0 < min_rate <= max_rate"):
         AdaptiveRate(RateControlSettings(min_rate=0.0))
 
 

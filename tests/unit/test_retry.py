@@ -94,9 +94,9 @@ def test_unknown_client_errors_are_not_retried() -> None:
 
 
 def test_invalid_policies_are_rejected() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="need 0 <= base_s <= cap_s"):
         RetryPolicy(base_s=2.0, cap_s=1.0).validate()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="max_attempts must be >= 1"):
         RetryPolicy(max_attempts=0).validate()
 
 

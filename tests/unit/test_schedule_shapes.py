@@ -65,7 +65,7 @@ def test_stages_compose_shapes_each_on_its_own_clock() -> None:
     assert shape(12) == 100 and shape(16) == 400 and shape(21) == 100  # spike 5 s into stage 2
     assert shape(31) == 50 and shape(1000) == 50  # the last stage goes on
     assert shape.peak == 400
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="stages needs at least one"):
         stages([])
 
 

@@ -135,14 +135,14 @@ def test_resolve_shard_rejects_half_or_bad_settings(
 
 def test_bad_rates_and_worker_counts_are_refused() -> None:
     for bad in (float("nan"), float("inf"), -1.0):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="rate must be a finite number >= 0"):
             Shard(0, 2).rate_share(bad)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="workers must be at least 1, got 0"):
         Shard(0, 2).split(0)
 
 
 def test_tasks_needed_rounds_up() -> None:
     assert tasks_needed(500_000, 60_000) == 9
     assert tasks_needed(120_000, 60_000) == 2
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="rates must be > 0"):
         tasks_needed(0, 1)

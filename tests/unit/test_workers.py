@@ -18,12 +18,12 @@ from producer.delivery.retry import RetryPolicy
 from producer.errors import EXIT_INCOMPLETE, UsageError
 from producer.profile.loading import resolve_profile
 from producer.sharding import Shard
-from producer.summary import RunSummary
+from producer.summary import RunSummary, StreamSummary
 from producer.telemetry.aggregate import build_aggregate_registry, parse_scrape, sum_scrapes, value
 from producer.telemetry.histogram import StreamHistograms
 from producer.telemetry.metrics import RunTelemetry, build_registry
-from producer.telemetry.stats import StreamStats
-from producer.workers.merge import apply_scrape, combine, exit_code, merge
+from producer.telemetry.stats import COUNTS, StreamStats
+from producer.workers.merge import apply_scrape, combine, exit_code, merge, scraped_counts
 from producer.workers.plan import Worker, WorkerPlan, option_args, parse_workers, spool_path, worker_argv
 
 STREAMS = ("a", "b")
@@ -306,3 +306,38 @@ def test_an_unknown_region_leaves_the_merged_cost_unpriced(tmp_path: Path) -> No
     config = _config(tmp_path, target=Target(TargetKind.AWS, "ap-nowhere-1"))
     error = combine(config, "run-1", workers, 4.0).to_dict()["cost"]["error"]
     assert error.startswith("no price table for ap-nowhere-1")
+
+
+# The summary JSON's per-stream keys, a public contract (README, Summary): the counters table
+# may not rename or drop one.
+SUMMARY_KEYS = {
+    "sent", "accepted", "dead_lettered", "lost", "retried_records", "failed_record_attempts",
+    "throttled_records", "failed_requests", "possible_duplicates", "requests", "bytes_sent",
+    "billed_bytes", "packed_events", "failures_by_code", "dead_lettered_by_reason", "target_rate",
+    "rate_limit", "rate_cuts", "blocked_s", "not_taken_after_stop", "stopped_reason",
+}  # fmt: skip
+
+
+def test_every_counter_is_summarised_exposed_and_scraped_back_from_its_one_declaration() -> None:
+    # Each counter of the table a different value: the summary, the summary read back, /metrics
+    # and the --workers scrape (a dead worker's part and the live view) must all carry it.
+    values = {c.name: 1_000 + 7 * i for i, c in enumerate(COUNTS)}
+    values["failed_requests"] = 3  # requests counts every call, the failed ones among them
+    stats = StreamStats("a")
+    for name, v in values.items():
+        setattr(stats, name, v)
+    summary = stats.summary()
+    assert set(summary) == SUMMARY_KEYS
+    assert {c.name: summary[c.name] for c in COUNTS} == values
+    assert StreamSummary.from_dict(summary).to_dict() == summary
+    telemetry = RunTelemetry("r", "mixed", "local", 1.0, [stats], {"a": StreamHistograms()})
+    scrape = parse_scrape(generate_latest(build_registry(telemetry)).decode())
+    shown = {c.name: values[c.name] for c in COUNTS if c.metric is not None}
+    assert len(shown) >= 13  # only rate_cuts and not_taken_after_stop are summary-only
+    live = StreamStats("a")
+    apply_scrape(scrape, [live], {"a": StreamHistograms()})
+    assert {name: getattr(live, name) for name in shown} == shown
+    dead = scraped_counts(scrape, ["a"])["streams"]["a"]
+    assert {name: dead[name] for name in shown if name != "lost"} == {
+        name: v for name, v in shown.items() if name != "lost"
+    }

@@ -127,5 +127,5 @@ def test_config_file_shapes() -> None:
     assert stream_requests_from_file_data(one) == [one]
     assert stream_requests_from_file_data([one, one]) == [one, one]
     assert stream_requests_from_file_data({"DeliveryStreams": [one]}) == [one]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="holds a CreateDeliveryStream request object or a list"):
         stream_requests_from_file_data("nope")
