@@ -20,7 +20,8 @@ import orjson
 from producer import pipeline
 from producer.config import Ending, RunConfig, TargetKind
 from producer.console import LiveView, print_summary
-from producer.control.run import SteeredRun
+from producer.control.keys import HINT, terminal_keys
+from producer.control.run import SteeredRun, schedule_status
 from producer.control.server import add_routes
 from producer.control.state import RunControl
 from producer.delivery.channel import StreamChannel
@@ -125,7 +126,13 @@ class Steered:
     steering: Steering
     pacer: Pacer
     progress: Progress
-    control: RunControl | None = None
+    control: RunControl
+    generating: bool = True
+
+    def schedule(self) -> dict[str, Any]:
+        """Where the schedule is, for the live view."""
+        status = schedule_status(self.steering, self.pacer.elapsed_s(), self.pacer.duration_s)
+        return status | {"generating": self.generating}
 
 
 async def _run(config: RunConfig, run_id: str, signals: Signals, out: TextIO) -> RunResult:
@@ -140,18 +147,15 @@ async def _run(config: RunConfig, run_id: str, signals: Signals, out: TextIO) ->
         histograms=histograms,
     )
     steering = Steering(config.profile.rate_shape, config.rate / config.profile.rate)
-    steered = Steered(
-        steering,
-        Pacer(steering, config.duration_s, edges=steering.edges),
-        Progress(by_source=telemetry.events_by_source, target_rate=config.rate),
-    )
+    pacer = Pacer(steering, config.duration_s, edges=steering.edges)
+    progress = Progress(by_source=telemetry.events_by_source, target_rate=config.rate)
+    identity = {"run_id": run_id, "profile": config.profile.name, "target": telemetry.target}
+    run = SteeredRun(steering, pacer, signals, identity, stats, histograms, lambda: progress.events)
+    # One control for the HTTP routes (--control) and the terminal keys alike.
+    control = RunControl(run, lambda line: print(line, file=sys.stderr, flush=True))
+    steered = Steered(steering, pacer, progress, control)
     routes = None
     if config.control:
-        identity = {"run_id": run_id, "profile": config.profile.name, "target": telemetry.target}
-        run = SteeredRun(
-            steering, steered.pacer, signals, identity, stats, histograms, lambda: steered.progress.events
-        )
-        control = steered.control = RunControl(run, lambda line: print(line, file=sys.stderr, flush=True))
         routes = functools.partial(add_routes, control=control, token=config.control_token)
     metrics: MetricsServer | None = None
     if config.metrics_port is not None:
@@ -236,15 +240,22 @@ async def _load(
         for channel in channels:
             channel.start()
         live = LiveView.for_run(config, stats, histograms, out)
+        live.schedule = steered.schedule
+        keys: contextlib.AbstractContextManager[bool] = contextlib.nullcontext(False)
+        if not config.quiet and live.tty and config.log_format == "text":
+            keys = terminal_keys(steered.control)
         live_task = None if config.quiet else asyncio.create_task(live.run())
         # The steered shape: a pause or a new rate changes what the schedule asked for, so it
         # is never counted as a shortfall.
         schedule = ScheduleCheck(steered.steering.rate_at, config.duration_s, steered.steering.edges)
-        await feed(
-            generate(config, generator, channels, signals.stop, progress, run_id, steered.pacer),
-            signals,
-            spool,
-        )
+        with keys as keys_on:
+            live.keys_hint = HINT if keys_on else ""
+            await feed(
+                generate(config, generator, channels, signals.stop, progress, run_id, steered.pacer),
+                signals,
+                spool,
+            )
+        steered.generating = False
         # Generation stops at the end of --duration, so every event made is on time: the mark
         # is taken when it ends. (A timer at the deadline raced the pacer's last tick when the
         # loop was busy, and reported a 1-event shortfall that was not one.) Ended early (a
@@ -261,7 +272,7 @@ async def _load(
     # The exit stack has stopped the local Firehose, which delivered everything it buffered.
     summary = _summary(config, run_id, progress.events, time.monotonic() - started, stats, spool)
     summary.schedule = schedule.summary(progress.events) | {"on_full": config.channel.on_full}
-    if steered.control is not None:
+    if config.control or steered.control.changes:
         summary.control = steered.control.summary(steered.steering.paused_s(schedule.marked_at_s))
     summary.cost = cost.run_cost(
         target.region,

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from producer.durations import format_duration
 from producer.errors import UsageError
 
 DEFAULT_URL = "http://127.0.0.1:9450"
@@ -55,22 +56,14 @@ def _rate(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}/s"
 
 
-def _clock(seconds: float | None) -> str:
-    if seconds is None:
-        return "forever"
-    s = int(seconds)
-    h, rest = divmod(s, 3600)
-    return f"{h}h{rest // 60:02d}m{rest % 60:02d}s" if h else f"{rest // 60}m{rest % 60:02d}s"
-
-
 def status_lines(status: dict[str, Any]) -> list[str]:
     """The status as a person reads it."""
     nxt = status.get("target_next")
-    ahead = f", next {_rate(nxt['rate'])} in {_clock(nxt['in_s'])}" if nxt else ""
+    ahead = f", next {_rate(nxt['rate'])} in {format_duration(nxt['in_s'])}" if nxt else ""
     lines = [
         f"run {status.get('run_id')}: {status.get('state')}, rate {_rate(status.get('rate'))} "
         f"(target now {_rate(status.get('target_now'))}{ahead}), "
-        f"{_clock(status.get('elapsed_s'))} of {_clock(status.get('duration_s'))}, "
+        f"{format_duration(status.get('elapsed_s'))} of {format_duration(status.get('duration_s'))}, "
         f"paused {status.get('paused_s', 0):g}s",
     ]
     for name, s in (status.get("streams") or {}).items():

@@ -50,6 +50,7 @@ def stream_figures(
 
 def schedule_status(steering: Steering, elapsed_s: float, duration_s: float) -> dict[str, Any]:
     """Where the schedule is: target now and next, elapsed of total, pause time, shape ahead."""
+    elapsed_s = min(elapsed_s, duration_s)
     nxt = next_change(steering.planned_at, elapsed_s, min(3600.0, duration_s - elapsed_s))
     return {
         "rate": steering.peak,

@@ -5,7 +5,9 @@ the accepted rate read back from /metrics follows each change. Also the token ru
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import pty
 import signal
 import socket
 import subprocess
@@ -349,3 +351,49 @@ async def test_the_page_steers_the_run_in_headless_chromium(
     changes = summary["control"]["changes"]
     assert [c["change"] for c in changes] == ["rate 200 -> 800 events/s", "pause", "resume", "stop"]
     assert all(c["who"] == "page 127.0.0.1" for c in changes)
+
+
+def test_terminal_keys_steer_the_run_and_the_view_says_where_it_is(tmp_path: Path) -> None:
+    """On a terminal (a pseudo-terminal here): + raises the rate 10%, p pauses, q stops with a
+    drain; the live view shows elapsed of total, the target now, PAUSED, and the keys."""
+    main_fd, child_fd = pty.openpty()
+    os.set_blocking(main_fd, False)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "producer", "run", "--rate", "200", "--duration", "5m", "--no-metrics",
+         "--output-dir", str(tmp_path / "out"), "--summary-json", str(tmp_path / "summary.json")],
+        stdin=child_fd, stdout=child_fd, stderr=child_fd, env=_env(COLUMNS="160"), cwd=REPO,
+    )  # fmt: skip
+    os.close(child_fd)
+    seen = b""
+
+    def screen_until(text: bytes, timeout_s: float = 30.0) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + timeout_s
+        while text not in seen:
+            assert time.monotonic() < deadline, seen[-2000:]
+            with contextlib.suppress(BlockingIOError, OSError):
+                seen += os.read(main_fd, 65536)
+            time.sleep(0.05)
+
+    try:
+        screen_until(b"keys: + / - rate 10%")
+        screen_until(b"of 5m00s  target now 200 events/s")
+        os.write(main_fd, b"+")
+        screen_until(b"control: rate 200 -> 220 events/s (keys")
+        screen_until(b"target now 220 events/s")
+        os.write(main_fd, b"p")
+        screen_until(b"PAUSED (rate 220 events/s on resume)")
+        os.write(main_fd, b"q")
+        assert proc.wait(60) == 0, seen[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(main_fd)
+    summary = orjson.loads((tmp_path / "summary.json").read_bytes())
+    check_books(0, summary, "")
+    changes = summary["control"]["changes"]
+    assert [(c["change"], c["who"]) for c in changes] == [
+        ("rate 200 -> 220 events/s", "keys"),
+        ("pause", "keys"),
+        ("stop", "keys"),
+    ]

@@ -161,12 +161,12 @@ MAY_IMPORT: dict[str, set[str]] = {
     "profile": _BASE | {"encoding", "schedule", "events"},
     "local": {"errors", "shipped", "pipeline", "aws", "firehose"},
     "config": {"sharding", "delivery", "profile"},
-    "console": {"config", "summary", "telemetry"},
+    "console": {"config", "durations", "summary", "telemetry"},
     "generation": {"config", "encoding", "schedule", "delivery", "events", "firehose"},
     "audit": _BASE | {"pipeline", "summary", "aws", "delivery", "firehose", "local", "telemetry"},
     "bench": {"errors", "encoding", "pipeline", "events", "firehose", "local", "profile", "telemetry"},
     # control/ steers a running run: its schedule, its early end (runtime), its figures.
-    "control": {"errors", "runtime", "schedule", "telemetry"},
+    "control": _BASE | {"runtime", "schedule", "telemetry"},
     "app": {"errors", "config", "console", "generation", "pipeline", "runtime", "schedule"}
     | {"summary", "delivery", "events", "firehose", "local", "telemetry", "control"},
     "replay": {"app", "config", "errors", "runtime", "summary", "delivery", "firehose", "telemetry"},
