@@ -34,6 +34,7 @@ from producer.firehose import limits
 from producer.firehose.client import ClientSettings, FirehoseClient, open_batch_client, open_client
 from producer.firehose.errors import ApiError, TransportError
 from producer.generation import Progress, generate
+from producer.local.prune import OutputPruner
 from producer.local.server import LocalFirehose, LocalOptions
 from producer.runtime import Signals, first_done
 from producer.schedule import Pacer, Steering
@@ -245,6 +246,10 @@ async def _load(
         if not config.quiet and live.tty and config.log_format == "text":
             keys = terminal_keys(steered.control)
         live_task = None if config.quiet else asyncio.create_task(live.run())
+        pruner = None
+        if config.keep_output_s is not None and target.kind is TargetKind.LOCAL:
+            pruner = OutputPruner(config.output_dir, config.keep_output_s)
+            stack.push_async_callback(_cancel, asyncio.create_task(pruner.run()))
         # The steered shape: a pause or a new rate changes what the schedule asked for, so it
         # is never counted as a shortfall.
         schedule = ScheduleCheck(steered.steering.rate_at, config.duration_s, steered.steering.edges)
@@ -272,6 +277,8 @@ async def _load(
     # The exit stack has stopped the local Firehose, which delivered everything it buffered.
     summary = _summary(config, run_id, progress.events, time.monotonic() - started, stats, spool)
     summary.schedule = schedule.summary(progress.events) | {"on_full": config.channel.on_full}
+    if pruner is not None:
+        summary.output_pruned = pruner.summary()
     if config.control or steered.control.changes:
         summary.control = steered.control.summary(steered.steering.paused_s(schedule.marked_at_s))
     summary.cost = cost.run_cost(
@@ -305,6 +312,12 @@ async def feed(feeding: Coroutine[Any, Any, None], signals: Signals, spool: Spoo
             f"error: {spool.failure}; no new records are taken, records given up from now on are lost",
             file=sys.stderr,
         )
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _first_set(*events: asyncio.Event) -> None:

@@ -79,6 +79,8 @@ class RunConfig:
     # (LOADGEN_CONTROL_TOKEN) every control request must carry, required off the loopback.
     control: bool = False
     control_token: str | None = None
+    # run --keep-output: the local target's delivered objects are deleted once this old.
+    keep_output_s: float | None = None
 
     @property
     def ending(self) -> Ending:

@@ -64,6 +64,7 @@ _RUN_KEYS = (
     "schedule",
     "cost",
     "control",
+    "output_pruned",
 )
 _WORKER_KEYS = ("dead_letter_paths", "complete", "workers")
 _REPLAY_KEYS = (
@@ -98,6 +99,8 @@ class RunSummary:
     cost: dict[str, Any] | None = None  # telemetry.cost.run_cost: billed bytes priced, projections
     # run --control: every change (time, change, who) and the time spent paused.
     control: dict[str, Any] | None = None
+    # run --keep-output: the delivered objects deleted (local/prune.py), which the audit cannot check.
+    output_pruned: dict[str, Any] | None = None
     # A run with --workers: every worker's spool, and which workers ended without a summary.
     dead_letter_paths: list[str] | None = None
     complete: bool | None = None
@@ -125,7 +128,7 @@ class RunSummary:
             value = getattr(self, key)
             if key == "streams":
                 value = {name: s.to_dict() for name, s in self.streams.items()}
-            elif key in ("schedule", "cost", "control") and value is None:
+            elif key in ("schedule", "cost", "control", "output_pruned") and value is None:
                 continue
             out[key] = value
         return out

@@ -330,6 +330,14 @@ def run(
             envvar="LOADGEN_PACK_BYTES",
         ),
     ] = DEFAULT_TARGET_BYTES,
+    keep_output: Annotated[
+        str | None,
+        typer.Option(
+            help="Local target: delete delivered objects once they are this old (1h, 2d), so a long "
+            "demo does not fill the disk; the audit then says what it could no longer check.",
+            envvar="LOADGEN_KEEP_OUTPUT",
+        ),
+    ] = None,
     control: Annotated[
         bool,
         typer.Option(
@@ -422,7 +430,12 @@ def run(
         local_transform=local_transform,
         control=control,
         control_token=control_token,
+        keep_output_s=options.optional_duration("--keep-output", keep_output, strict=True),
     )
+    if keep_output is not None and run_target.kind is not TargetKind.LOCAL:
+        raise UsageError(
+            "--keep-output prunes the embedded local Firehose's output: it needs the local target"
+        )
     warning = options.shape_warning(config.profile.rate_shape, config.rate / loaded.rate, config.duration_s)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)

@@ -38,6 +38,7 @@ _PARENT_OWNED = {
     "summary_json",
     "dead_letter",
     "output_dir",
+    "keep_output",  # the parent prunes the one output folder its local Firehose delivers to
 }
 
 

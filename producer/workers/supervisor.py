@@ -52,6 +52,7 @@ from producer.control.server import add_routes
 from producer.control.state import RunControl
 from producer.errors import EXIT_USAGE, UsageError
 from producer.local.process import ready_url, serve_command
+from producer.local.prune import OutputPruner
 from producer.schedule import Steering
 from producer.summary import RunSummary, run_summary_paths
 from producer.telemetry.aggregate import (
@@ -310,6 +311,8 @@ async def run_workers(plan: WorkerPlan, out: TextIO = sys.stdout) -> RunResult:
     metrics: MetricsServer | None = None
     control: RunControl | None = None
     steered: SteeredWorkers | None = None
+    pruner: OutputPruner | None = None
+    pruning: asyncio.Task[None] | None = None
     note = ""
     try:
         endpoint = None
@@ -367,12 +370,15 @@ async def run_workers(plan: WorkerPlan, out: TextIO = sys.stdout) -> RunResult:
         histograms = {name: StreamHistograms() for name in config.streams}
         live = LiveView.for_run(config, stats, histograms, out)
         deadline = asyncio.create_task(sup.deadline())
+        if local is not None and config.keep_output_s is not None:
+            pruner = OutputPruner(config.output_dir, config.keep_output_s)
+            pruning = asyncio.create_task(pruner.run())
         live_task = None
         if not config.quiet:
             live_task = asyncio.create_task(_live(live, sup, stats, histograms))
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
             await asyncio.gather(*(sup.watch(w, session) for w in sup.workers))
-        for task in (deadline, live_task):
+        for task in (deadline, live_task, pruning):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -384,6 +390,8 @@ async def run_workers(plan: WorkerPlan, out: TextIO = sys.stdout) -> RunResult:
             # Every worker refused the same options or endpoint: that one line, not a summary.
             raise UsageError(_usage_line(sup.workers))
         summary = combine(config, run_id, sup.workers, time.monotonic() - started)
+        if pruner is not None:
+            summary.output_pruned = pruner.summary()
         if control is not None and steered is not None:
             summary.control = control.summary(steered.steering.paused_s(steered.elapsed_s()))
         summary.write(run_summary_paths(config.output_dir, run_id, config.summary_json))
