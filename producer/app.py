@@ -20,6 +20,7 @@ import orjson
 from producer import pipeline
 from producer.config import Ending, RunConfig, TargetKind
 from producer.console import LiveView, print_summary
+from producer.control import document
 from producer.control.keys import HINT, terminal_keys
 from producer.control.run import SteeredRun, schedule_status
 from producer.control.server import add_routes
@@ -246,6 +247,15 @@ async def _load(
         if not config.quiet and live.tty and config.log_format == "text":
             keys = terminal_keys(steered.control)
         live_task = None if config.quiet else asyncio.create_task(live.run())
+        if config.control_from:
+            following = document.follow(
+                config.control_from,
+                steered.control,
+                config.shard.rate_share,
+                target.region,
+                config.control_every_s,
+            )
+            stack.push_async_callback(_cancel, asyncio.create_task(following))
         pruner = None
         if config.keep_output_s is not None and target.kind is TargetKind.LOCAL:
             pruner = OutputPruner(config.output_dir, config.keep_output_s)

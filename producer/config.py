@@ -81,6 +81,9 @@ class RunConfig:
     control_token: str | None = None
     # run --keep-output: the local target's delivered objects are deleted once this old.
     keep_output_s: float | None = None
+    # run --control-from: a control document (file or s3:// URL) this producer follows.
+    control_from: str | None = None
+    control_every_s: float = 5.0
 
     @property
     def ending(self) -> Ending:

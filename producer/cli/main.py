@@ -338,6 +338,19 @@ def run(
             envvar="LOADGEN_KEEP_OUTPUT",
         ),
     ] = None,
+    control_from: Annotated[
+        str | None,
+        typer.Option(
+            help="Follow a control document (a file or s3://BUCKET/KEY, JSON: rate, paused, stop), "
+            "read every --control-every: the shards of a distributed run each take their share of "
+            "its rate.",
+            envvar="LOADGEN_CONTROL_FROM",
+        ),
+    ] = None,
+    control_every: Annotated[
+        str,
+        typer.Option(help="How often --control-from is read.", envvar="LOADGEN_CONTROL_EVERY"),
+    ] = "5s",
     control: Annotated[
         bool,
         typer.Option(
@@ -431,6 +444,8 @@ def run(
         control=control,
         control_token=control_token,
         keep_output_s=options.optional_duration("--keep-output", keep_output, strict=True),
+        control_from=control_from,
+        control_every_s=options.duration("--control-every", control_every, strict=True),
     )
     if keep_output is not None and run_target.kind is not TargetKind.LOCAL:
         raise UsageError(

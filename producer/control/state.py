@@ -52,16 +52,25 @@ def parse_patch(body: object) -> tuple[float | None, bool | None]:
     unknown = sorted(set(body) - {"rate", "paused"})
     if unknown:
         raise ControlError(f"unknown field {unknown[0]!r}: only rate and paused can be changed")
-    rate, paused = body.get("rate"), body.get("paused")
-    if rate is not None and (
-        isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate < math.inf
-    ):
-        raise ControlError(f"rate must be a number of events per second > 0, got {rate!r}")
-    if paused is not None and not isinstance(paused, bool):
-        raise ControlError(f"paused must be true or false, got {paused!r}")
+    rate, paused = check_rate(body.get("rate")), check_flag("paused", body.get("paused"))
     if rate is None and paused is None:
         raise ControlError('nothing to change: send {"rate": N} and/or {"paused": true|false}')
-    return (None if rate is None else float(rate)), paused
+    return rate, paused
+
+
+def check_rate(rate: object) -> float | None:
+    """A rate as sent (JSON): None, or a number of events per second > 0."""
+    if rate is None:
+        return None
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate < math.inf:
+        raise ControlError(f"rate must be a number of events per second > 0, got {rate!r}")
+    return float(rate)
+
+
+def check_flag(name: str, value: object) -> bool | None:
+    if value is not None and not isinstance(value, bool):
+        raise ControlError(f"{name} must be true or false, got {value!r}")
+    return value
 
 
 class RunControl:

@@ -48,6 +48,7 @@ from producer import pipeline
 from producer.app import RunResult, new_run_id
 from producer.config import RunConfig, TargetKind
 from producer.console import LiveView, print_summary
+from producer.control import document
 from producer.control.server import add_routes
 from producer.control.state import RunControl
 from producer.errors import EXIT_USAGE, UsageError
@@ -313,13 +314,14 @@ async def run_workers(plan: WorkerPlan, out: TextIO = sys.stdout) -> RunResult:
     steered: SteeredWorkers | None = None
     pruner: OutputPruner | None = None
     pruning: asyncio.Task[None] | None = None
+    following: asyncio.Task[None] | None = None
     note = ""
     try:
         endpoint = None
         if config.target.kind is TargetKind.LOCAL:
             local, endpoint = await _start_local(config, scratch)
         routes = None
-        if config.control:
+        if config.control or config.control_from:
             steered = SteeredWorkers(
                 Steering(config.profile.rate_shape, config.rate / config.profile.rate),
                 config.duration_s,
@@ -329,7 +331,8 @@ async def run_workers(plan: WorkerPlan, out: TextIO = sys.stdout) -> RunResult:
                 {"run_id": run_id, "profile": config.profile.name, "target": config.target.describe()},
             )
             control = RunControl(steered, lambda line: print(line, file=sys.stderr, flush=True))
-            routes = functools.partial(add_routes, control=control, token=config.control_token)
+            if config.control:
+                routes = functools.partial(add_routes, control=control, token=config.control_token)
         if config.metrics_port is not None:
             metrics, note = await start_metrics(
                 build_aggregate_registry(sup.metrics_source),
@@ -370,6 +373,16 @@ async def run_workers(plan: WorkerPlan, out: TextIO = sys.stdout) -> RunResult:
         histograms = {name: StreamHistograms() for name in config.streams}
         live = LiveView.for_run(config, stats, histograms, out)
         deadline = asyncio.create_task(sup.deadline())
+        if control is not None and config.control_from:
+            following = asyncio.create_task(
+                document.follow(
+                    config.control_from,
+                    control,
+                    config.shard.rate_share,
+                    config.target.region,
+                    config.control_every_s,
+                )
+            )
         if local is not None and config.keep_output_s is not None:
             pruner = OutputPruner(config.output_dir, config.keep_output_s)
             pruning = asyncio.create_task(pruner.run())
@@ -378,7 +391,7 @@ async def run_workers(plan: WorkerPlan, out: TextIO = sys.stdout) -> RunResult:
             live_task = asyncio.create_task(_live(live, sup, stats, histograms))
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
             await asyncio.gather(*(sup.watch(w, session) for w in sup.workers))
-        for task in (deadline, live_task, pruning):
+        for task in (deadline, live_task, pruning, following):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

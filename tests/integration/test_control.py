@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import botocore.session
 import orjson
 import pytest
+from moto.server import ThreadedMotoServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from producer import pipeline
@@ -69,6 +71,16 @@ class Controlled:
 
     def patch(self, body: dict[str, Any]) -> Any:
         return request(self.base + "/v1/status", "PATCH", body, self.token)
+
+    def target_rate(self) -> float:
+        """What the run's schedule asks for now (loadgen_target_rate_events_per_second)."""
+        with urllib.request.urlopen(self.base + "/metrics", timeout=5) as response:
+            text = response.read().decode()
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if s.name == "loadgen_target_rate_events_per_second":
+                    return float(s.value)
+        raise AssertionError("no target rate in /metrics")
 
     def accepted(self) -> tuple[float, float]:
         """(producer clock, records accepted by the S3 stream) from one scrape."""
@@ -396,4 +408,49 @@ def test_terminal_keys_steer_the_run_and_the_view_says_where_it_is(tmp_path: Pat
         ("rate 200 -> 220 events/s", "keys"),
         ("pause", "keys"),
         ("stop", "keys"),
+    ]
+
+
+def test_shards_follow_a_control_document_in_s3(
+    controlled: Callable[..., Controlled], tmp_path: Path
+) -> None:
+    """Shard 1 of 2 reads s3://demo-control/run.json (a moto server): it takes its share of the
+    document's rate, pauses, and stops with a drain when the document says so."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        credentials = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+        s3 = botocore.session.get_session().create_client(
+            "s3",
+            region_name="us-east-1",
+            endpoint_url=f"http://{host}:{port}",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        s3.create_bucket(Bucket="demo-control")
+        run = controlled(
+            "--shard-index", "1", "--shard-count", "2",
+            "--control-from", "s3://demo-control/run.json", "--control-every", "200ms",
+            env=_env(AWS_ENDPOINT_URL_S3=f"http://{host}:{port}", **credentials),
+        )  # fmt: skip
+        run.wait_up()
+        assert run.target_rate() == 100  # its half of --rate 200
+        s3.put_object(Bucket="demo-control", Key="run.json", Body=b'{"rate": 801}')
+        until(lambda: run.target_rate() == 401, 3.0)  # Shard(1, 2)'s exact share of 801
+        until(lambda: run.rate_over(0.5) > 0.85 * 401, 3.0)
+        s3.put_object(Bucket="demo-control", Key="run.json", Body=b'{"rate": 801, "paused": true}')
+        until(lambda: run.target_rate() == 0, 3.0)
+        s3.put_object(Bucket="demo-control", Key="run.json", Body=b'{"rate": 801, "stop": true}')
+        code, summary, output = run.finish()
+    finally:
+        server.stop()
+    check_books(code, summary, output)
+    who = "document s3://demo-control/run.json"
+    # Before the document existed: said once, not every 200 ms, and nothing changed.
+    assert output.count(f"control: {who}: ") == 1 and "NoSuchKey" in output, output
+    assert [(c["change"], c["who"]) for c in summary["control"]["changes"]] == [
+        ("rate 100 -> 401 events/s", who),
+        ("pause", who),
+        ("stop", who),
     ]

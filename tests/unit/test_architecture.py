@@ -166,7 +166,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "audit": _BASE | {"pipeline", "summary", "aws", "delivery", "firehose", "local", "telemetry"},
     "bench": {"errors", "encoding", "pipeline", "events", "firehose", "local", "profile", "telemetry"},
     # control/ steers a running run: its schedule, its early end (runtime), its figures.
-    "control": _BASE | {"runtime", "schedule", "telemetry"},
+    "control": _BASE | {"aws", "runtime", "schedule", "telemetry"},
     "app": {"errors", "config", "console", "generation", "pipeline", "runtime", "schedule"}
     | {"summary", "delivery", "events", "firehose", "local", "telemetry", "control"},
     "replay": {"app", "config", "errors", "runtime", "summary", "delivery", "firehose", "telemetry"},

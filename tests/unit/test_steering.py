@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
+from producer.control.document import parse_document
 from producer.control.state import ControlError, RunControl, parse_patch
 from producer.schedule import Pacer, Steering, constant, integrate, next_change, peak_reached, spike
 from producer.telemetry.stats import ScheduleCheck, expected_events
@@ -159,3 +160,23 @@ async def test_run_control_logs_each_change_once_and_nothing_after_stop() -> Non
     assert [c.change for c in control.changes] == ["rate 200 -> 800 events/s", "pause", "stop"]
     assert len(lines) == 3 and lines[0].startswith("control: rate 200 -> 800 events/s (api 127.0.0.1")
     assert target.stopped.endswith("(ctl 127.0.0.1)") and control.status()["state"] == "stopping"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"{", "not JSON"),
+        (b"[1]", "JSON object"),
+        (b'{"rate": -1}', "rate must be a number"),
+        (b'{"stop": "now"}', "stop must be true or false"),
+        (b'{"rate": 5, "speed": 2}', "unknown field 'speed'"),
+    ],
+)
+def test_bad_control_documents_say_what_is_wrong(data: bytes, message: str) -> None:
+    with pytest.raises(ControlError, match=message):
+        parse_document(data)
+
+
+def test_a_control_document_says_rate_pause_and_stop() -> None:
+    assert parse_document(b'{"rate": 801.5, "paused": false}') == (801.5, False, False)
+    assert parse_document(b'{"stop": true}') == (None, None, True)
