@@ -25,8 +25,8 @@ from producer.control.keys import HINT, terminal_keys
 from producer.control.run import SteeredRun, schedule_status
 from producer.control.server import add_routes
 from producer.control.state import RunControl
-from producer.delivery.channel import StreamChannel
-from producer.delivery.packing import PackingChannel, unpackable
+from producer.delivery.channel import Inlet, StreamChannel
+from producer.delivery.packing import PackingStage, unpackable
 from producer.delivery.retry import RetryAction, call_failed
 from producer.delivery.spool import Spool, check_spool_path
 from producer.errors import StreamUnusable, UsageError
@@ -228,19 +228,26 @@ async def _load(
         batch_client = await stack.enter_async_context(open_batch_client(client, config.sender, settings))
         generator = build_generator(config.profile.mix, config.seed, config.profile.generator_params)
         rng = random.Random(config.seed)
-        channels: list[StreamChannel] = []
+        channels: list[Inlet] = []
         for s in stats:
-            parts = (s.name, batch_client, config.retry, spool, s, config.channel)
             stream_rng = random.Random(rng.getrandbits(64))
-            if s.name in config.pack:  # --pack: the thin packing variant of the same channel
-                pack_bytes = config.pack[s.name]
-                channels.append(
-                    PackingChannel(*parts, stream_rng, histograms=histograms[s.name], target_bytes=pack_bytes)
-                )
-            else:
-                channels.append(StreamChannel(*parts, stream_rng, histograms=histograms[s.name]))
-        for channel in channels:
-            channel.start()
+            channel = StreamChannel(
+                s.name,
+                batch_client,
+                config.retry,
+                spool,
+                s,
+                config.channel,
+                stream_rng,
+                histograms=histograms[s.name],
+            )
+            pack_bytes = config.pack.get(s.name)
+            # --pack: events are packed into records in front of the stream's channel.
+            channels.append(
+                channel if pack_bytes is None else PackingStage(channel, pack_bytes, config.channel.linger_s)
+            )
+        for inlet in channels:
+            inlet.start()
         live = LiveView.for_run(config, stats, histograms, out)
         live.schedule = steered.schedule
         keys: contextlib.AbstractContextManager[bool] = contextlib.nullcontext(False)
@@ -339,7 +346,7 @@ async def _first_set(*events: asyncio.Event) -> None:
             w.cancel()
 
 
-async def close(channels: Sequence[StreamChannel], ending: Ending, signals: Signals) -> None:
+async def close(channels: Sequence[Inlet], ending: Ending, signals: Signals) -> None:
     """The end of a run or replay. Without a signal it drains: delivery goes on until every record
     held is accepted or has used its attempts and time-to-live, for --drain-timeout at most. A
     signal (before or during the drain) gives the rest --shutdown-grace; a second one aborts."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from producer.config import RunConfig
-from producer.delivery.channel import StreamChannel
+from producer.delivery.channel import Inlet
 from producer.encoding import RecordEncoder
 from producer.events.base import EventGenerator
 from producer.events.registry import GENERATORS
@@ -66,7 +66,7 @@ def record_encoder(config: RunConfig, transient: bool = False) -> RecordEncoder:
 async def generate(
     config: RunConfig,
     generator: EventGenerator,
-    channels: list[StreamChannel],
+    channels: Sequence[Inlet],
     stop: asyncio.Event,
     progress: Progress,
     run_id: str,
@@ -83,15 +83,19 @@ async def generate(
     trace = config.trace_fields
     shard = config.shard if config.shard.count > 1 else None
     stride, offset = (shard.count, shard.index) if shard is not None else (1, 0)
-    # Channels of one run share one client, so one held form (producer/firehose/wire.py): each event is
-    # encoded for it once, whatever the number of streams.
-    wires = {c.wire for c in channels}
-    if len(wires) > 1:
-        raise ValueError(f"channels of one run must share a wire format, got {sorted(w.name for w in wires)}")
-    wire = wires.pop() if wires else RAW
-    encode_held = wire.encode
+    # Channels of one run share one client, so one held form (producer/firehose/wire.py): each
+    # event is encoded for it once, whatever the number of streams. A packing stage takes events
+    # as they are (RAW): they are kept as made too when one is in the run.
+    held_forms = {c.wire for c in channels} - {RAW}
+    if len(held_forms) > 1:
+        raise ValueError(
+            f"channels of one run must share a wire format, got {sorted(w.name for w in held_forms)}"
+        )
+    held_wire = held_forms.pop() if held_forms else None
+    keep_raw = held_wire is None or any(c.wire is RAW for c in channels)
+    encode_held = held_wire.encode if held_wire is not None else None
     # Held as given, a record must not pin orjson's oversized buffer; encoded, it is a copy.
-    encoder = record_encoder(config, transient=wire is not RAW)
+    encoder = record_encoder(config, transient=not keep_raw)
     encode = encoder.per_event
     # Counted in locals and published to ``progress`` (which /metrics reads) once a tick and
     # before every wait: a Counter update per event cost more than the offer to a stream.
@@ -108,11 +112,12 @@ async def generate(
     # Records go to the streams a chunk at a time (offer_many): per record, two offers cost more
     # than the rest of the loop. A chunk holds consecutive events of sources routed to the same
     # streams, so each stream still gets its records in the order they were generated.
-    groups: dict[tuple[int, ...], list[StreamChannel]] = {}
+    groups: dict[tuple[int, ...], list[Inlet]] = {}
     for source, chans in targets.items():
         targets[source] = groups.setdefault(tuple(map(id, chans)), chans)
-    current: list[StreamChannel] = []
-    items: list[bytes] = []
+    current: list[Inlet] = []
+    raws: list[bytes] = []  # the chunk's records as made (when some inlet takes RAW)
+    helds: list[bytes] = []  # the same in the held form (when some channel holds another)
     sizes: list[int] = []
 
     async def flush() -> bool:
@@ -121,7 +126,7 @@ async def generate(
         Every stream takes the chunk before any wait (offer_many under --on-full block), so
         a wait cancelled by a signal or by the end of the duration leaves no stream short of
         events the others have."""
-        full = [c for c in current if c.offer_many(items, sizes)]
+        full = [c for c in current if c.offer_many(raws if c.wire is RAW else helds, sizes)]
         if full:
             publish()
             for channel in full:
@@ -162,18 +167,21 @@ async def generate(
             counts[source] += 1
             chans = targets[source]
             if chans is not current:
-                if items:
+                if sizes:
                     on_time = await flush()
-                    items, sizes = [], []
+                    raws, helds, sizes = [], [], []
                 current = chans
-            items.append(encode_held(data))
+            if keep_raw:
+                raws.append(data)
+            if encode_held is not None:
+                helds.append(encode_held(data))
             sizes.append(len(data))
-            if len(items) >= CHUNK_RECORDS:
+            if len(sizes) >= CHUNK_RECORDS:
                 on_time = await flush()
-                items, sizes = [], []
-        if items:
+                raws, helds, sizes = [], [], []
+        if sizes:
             on_time = await flush()
-            items, sizes = [], []
+            raws, helds, sizes = [], [], []
         publish()
         progress.malformed = encoder.malformed
         if not on_time or not any(c.usable for c in channels):

@@ -44,7 +44,7 @@ from typing import Any, Literal
 import orjson
 
 from producer.delivery.channel import ChannelSettings, StreamChannel
-from producer.delivery.packing import PackingChannel
+from producer.delivery.packing import PackingStage
 from producer.delivery.retry import RetryPolicy
 from producer.delivery.spool import Spool, read_spool
 from producer.firehose.client import ClientSettings, open_batch_client, open_client
@@ -287,20 +287,8 @@ async def deliver_to_one_stream(
         channel_settings = ChannelSettings(
             linger_s=0.02, max_batch_records=batch_records, call_timeout_s=call_timeout_s
         )
-        channel = (
-            PackingChannel(
-                STREAM,
-                batch,
-                policy,
-                spool,
-                stats,
-                channel_settings,
-                random.Random(1),
-                target_bytes=pack_bytes,
-            )
-            if pack_bytes
-            else StreamChannel(STREAM, batch, policy, spool, stats, channel_settings, random.Random(1))
-        )
+        plain = StreamChannel(STREAM, batch, policy, spool, stats, channel_settings, random.Random(1))
+        channel = PackingStage(plain, pack_bytes, channel_settings.linger_s) if pack_bytes else plain
         channel.start()
         for i in range(events):
             wait = channel.offer(record(i))

@@ -25,6 +25,7 @@ from typing import Any
 
 from producer.delivery.channel import StreamChannel
 from producer.firehose import limits
+from producer.firehose.wire import RAW
 from producer.telemetry.stats import Reason
 
 # "5 KB" on the pricing page is not defined in bytes (5,000 or 5,120); 5,000 bills one
@@ -71,49 +72,62 @@ class Packer:
         self._size = 0
 
 
-class PackingChannel(StreamChannel):
-    """A StreamChannel whose records are packed events. Its books count records (what Firehose
-    takes, bills and throttles); ``stats.packed_events`` counts the events in them. Pending
-    events become a record at the channel's linger or when it closes, never later."""
+class PackingStage:
+    """In front of a stream's plain channel: takes events as they are (``wire`` RAW), packs
+    them, and offers the packed records to the channel. The channel's books count records (what
+    Firehose takes, bills and throttles); ``stats.packed_events`` counts the events in them.
+    Pending events become a record at the channel's linger or when it closes, never later."""
 
-    def __init__(self, *args: Any, target_bytes: int = DEFAULT_TARGET_BYTES, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    wire = RAW  # the generator offers events here as they are: nothing to decode
+
+    def __init__(self, channel: StreamChannel, target_bytes: int, linger_s: float) -> None:
+        self.channel = channel
+        self.name = channel.name
+        self.stats = channel.stats
         self.packer = Packer(target_bytes)
-        self._pack_timer: asyncio.TimerHandle | None = None
+        self._encode = channel.wire.encode
+        self._linger_s = linger_s
+        self._timer: asyncio.TimerHandle | None = None
 
-    def offer_many(self, items: list[bytes], sizes: list[int]) -> bool:
-        decode = self.wire.decode
-        done: list[tuple[bytes, int]] = []
-        for item in items:
-            self.packer.add(decode(item), done)
-        self._arm_pack_timer()
-        return self._offer_packed(done)
+    @property
+    def usable(self) -> bool:
+        return self.channel.usable
 
-    def offer_held(self, item: bytes, size: int) -> Awaitable[None] | None:
-        if self.offer_many([item], [size]):
+    def offer(self, data: bytes) -> Awaitable[None] | None:
+        if self.offer_many([data], [len(data)]):
             return self.wait_for_space()
         return None
+
+    def offer_many(self, items: list[bytes], sizes: list[int]) -> bool:
+        """Events (``sizes`` unused: a record's size is known once it is packed)."""
+        done: list[tuple[bytes, int]] = []
+        add = self.packer.add
+        for item in items:
+            add(item, done)
+        if self._timer is None and self.packer.pending:
+            self._timer = asyncio.get_running_loop().call_later(self._linger_s, self._flush)
+        return self._offer_packed(done)
 
     def _offer_packed(self, done: list[tuple[bytes, int]]) -> bool:
         if not done:
             return False
-        encode = self.wire.encode
         self.stats.packed_events += sum(n for _, n in done)
-        return super().offer_many([encode(r) for r, _ in done], [len(r) for r, _ in done])
+        encode = self._encode
+        return self.channel.offer_many([encode(r) for r, _ in done], [len(r) for r, _ in done])
 
-    def _arm_pack_timer(self) -> None:
-        if self._pack_timer is None and self.packer.pending:
-            self._pack_timer = asyncio.get_running_loop().call_later(
-                self._settings.linger_s, self._flush_pack
-            )
-
-    def _flush_pack(self) -> None:
+    def _flush(self) -> None:
         """The linger of the record being packed: what waits goes now. Backpressure applies to
         the next offer (the generator's), not to this timer."""
-        self._pack_timer = None
+        self._timer = None
         done: list[tuple[bytes, int]] = []
         self.packer.take(done)
         self._offer_packed(done)
+
+    async def wait_for_space(self) -> None:
+        await self.channel.wait_for_space()
+
+    def start(self) -> None:
+        self.channel.start()
 
     async def close(
         self,
@@ -121,10 +135,16 @@ class PackingChannel(StreamChannel):
         reason: Reason = Reason.SHUTDOWN_DEADLINE,
         message: str = "shutdown grace period ended before delivery",
     ) -> None:
-        if self._pack_timer is not None:
-            self._pack_timer.cancel()
-        self._flush_pack()
-        await super().close(wait_s, reason, message)
+        if self._timer is not None:
+            self._timer.cancel()
+        self._flush()
+        await self.channel.close(wait_s, reason, message)
+
+    def cut_short(self, wait_s: float, reason: Reason, message: str) -> None:
+        self.channel.cut_short(wait_s, reason, message)
+
+    async def abort(self) -> None:
+        await self.channel.abort()
 
 
 def unpackable(stream: str, description: Mapping[str, Any]) -> str | None:

@@ -198,11 +198,6 @@ class AdaptiveRate:
         span = max(self.settings.window_s / 2, min(self.settings.window_s, now - self._started))
         return self._window_tally.accepted() / span
 
-    def throttled_share(self) -> float:
-        """Share of answered records throttled over the last ``window_s``."""
-        self._trim(self._clock())
-        return self._window_tally.share()
-
     def on_result(self, accepted: int, throttled: int) -> None:
         """Feed one answer: records accepted, and records (or a whole call) throttled."""
         now = self._clock()

@@ -1,4 +1,5 @@
-"""Retry policy: which failures are worth another attempt, and how long to wait. Never sleeps.
+"""Retry policy: what a call's outcome asks (``outcome``: one ``RetryAction`` and the records it
+concerns), and how long to wait before another attempt. Never sleeps.
 
 Error semantics: https://docs.aws.amazon.com/firehose/latest/APIReference/API_PutRecordBatch.html
 Backoff with full jitter: https://docs.aws.amazon.com/prescriptive-guidance/latest/cloud-design-patterns/retry-backoff.html
@@ -9,7 +10,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
+from producer.firehose.errors import ApiError, TransportError
 from producer.telemetry.stats import Reason
 
 # Per-record ErrorCodes in RequestResponses. Both mean "try this record again"; a code not listed
@@ -40,22 +43,31 @@ FATAL_REQUEST_CODES = frozenset(
 )
 
 
+# Whole-call errors besides 5xx, throttling and the per-record codes that mean "try again".
+RETRYABLE_REQUEST_CODES = frozenset(
+    {"RequestTimeout", "RequestTimeoutException", "Throttling", "TooManyRequestsException"}
+)
+
+
 class RetryAction(Enum):
     """What one PutRecordBatch call's outcome asks of the channel (Vector's RetryAction)."""
 
-    SUCCESSFUL = "successful"  # every record accepted
-    RETRY_PARTIAL = "retry_partial"  # answered; the records with an ErrorCode go again
-    RETRY = "retry"  # the call failed as a whole (5xx, throttling, an unreadable answer): all again
+    ANSWERED = "answered"  # read record by record: the ones with an ErrorCode go again
+    RETRY = "retry"  # the call failed as a whole (5xx, throttling, no or an unreadable answer): all again
     SPLIT = "split"  # 413: something on the path takes smaller bodies; resend as halves
-    DONT_RETRY = "dont_retry"  # an error about this call: its records are given up
-    STOP_STREAM = "stop_stream"  # the stream cannot be used: give up and stop it
+    DONT_RETRY = "dont_retry"  # an error about this call (an unknown 4xx): its records are given up
+    STOP_STREAM = "stop_stream"  # the stream cannot be used (missing, access denied...): give up, stop it
 
 
 def call_failed(code: str, http_status: int, records: int) -> RetryAction:
-    """The action for a call that failed as a whole with ``code`` (``records`` in it)."""
+    """The action for a call that failed as a whole with ``code`` (``records`` in it): 5xx,
+    throttling and unknown server trouble are retried, a stream's configuration errors stop it,
+    other client errors give the call's records up."""
     if code in FATAL_REQUEST_CODES:
         return RetryAction.STOP_STREAM
-    if classify_request_error(code, http_status) is Decision.RETRY:
+    if http_status >= 500 or code in THROTTLING_CODES or code in RETRYABLE_RECORD_CODES:
+        return RetryAction.RETRY
+    if code in RETRYABLE_REQUEST_CODES:
         return RetryAction.RETRY
     if http_status == 413 and records > 1:
         return RetryAction.SPLIT
@@ -63,25 +75,48 @@ def call_failed(code: str, http_status: int, records: int) -> RetryAction:
 
 
 @dataclass(slots=True)
-class Answer:
-    """A call's answer read record by record: ``failed`` indexes with their codes/messages."""
+class Outcome:
+    """One call's outcome, whatever form it came in (an answer, an error, no answer).
+
+    ``ANSWERED``: ``failed`` are the indexes Firehose refused, with their ``codes`` and
+    ``messages``. Any other action: the call failed whole, with ``code`` and ``message``.
+    ``throttled`` counts the records refused for the rate; ``unsure`` says the call may have
+    been accepted unseen (its records, resent, are possible duplicates); ``answered`` that an
+    answer came (its records' backoff is the shorter, answered one)."""
 
     action: RetryAction
+    code: str = ""
+    message: str = ""
     failed: list[int] = field(default_factory=list)
     codes: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
-    throttled: int = 0  # failed with a throttling code
-    problem: str = ""  # why the answer could not be read (action RETRY)
+    throttled: int = 0
+    unsure: bool = False
+    answered: bool = False
 
 
-def read_answer(entries: object, records: int) -> Answer:
-    """Which records of a call Firehose accepted. Each entry is read even when FailedPutCount
-    says 0: an entry with an ErrorCode was not accepted, whatever the count says. A list of the
-    wrong length cannot say which records failed: the whole call is retried."""
+def outcome(result: dict[str, Any] | Exception, records: int) -> Outcome:
+    """The outcome of a call of ``records`` records from what it returned or raised: an answer,
+    an ApiError or a TransportError (firehose/errors.py; a call cut at --call-timeout is one,
+    code CallTimeout); any other exception is raised again.
+
+    An answer is read entry by entry even when FailedPutCount says 0: an entry with an ErrorCode
+    was not accepted, whatever the count says. A list of the wrong length cannot say which
+    records failed: the whole call is retried, and its records may be duplicates."""
+    if isinstance(result, ApiError):
+        action = call_failed(result.code, result.http_status, records)
+        throttled = records if action is RetryAction.RETRY and result.code in THROTTLING_CODES else 0
+        return Outcome(action, result.code, result.message, throttled=throttled)
+    if isinstance(result, TransportError):
+        return Outcome(RetryAction.RETRY, result.code, result.message, unsure=result.maybe_sent)
+    if isinstance(result, Exception):
+        raise result
+    entries = result.get("RequestResponses")
     if not isinstance(entries, list) or len(entries) != records:
         got = len(entries) if isinstance(entries, list) else 0
-        return Answer(RetryAction.RETRY, problem=f"{got} RequestResponses for {records} records")
-    answer = Answer(RetryAction.SUCCESSFUL)
+        problem = f"{got} RequestResponses for {records} records"
+        return Outcome(RetryAction.RETRY, "MalformedResponse", problem, unsure=True, answered=True)
+    answer = Outcome(RetryAction.ANSWERED, answered=True)
     for index, entry in enumerate(entries):
         code = entry.get("ErrorCode") if isinstance(entry, dict) else "MalformedResponse"
         if code:
@@ -89,30 +124,7 @@ def read_answer(entries: object, records: int) -> Answer:
             answer.codes.append(code)
             answer.messages.append(str(entry.get("ErrorMessage", "")) if isinstance(entry, dict) else "")
             answer.throttled += code in THROTTLING_CODES
-    if answer.failed:
-        answer.action = RetryAction.RETRY_PARTIAL
     return answer
-
-
-class Decision(Enum):
-    RETRY = "retry"
-    GIVE_UP = "give_up"  # this stream cannot be used; stop it
-
-
-def classify_request_error(code: str, http_status: int) -> Decision:
-    """5xx, throttling and unknown server trouble are retried; client errors are not."""
-    if code in FATAL_REQUEST_CODES:
-        return Decision.GIVE_UP
-    if http_status >= 500 or code in THROTTLING_CODES or code in RETRYABLE_RECORD_CODES:
-        return Decision.RETRY
-    if code in (
-        "RequestTimeout",
-        "RequestTimeoutException",
-        "Throttling",
-        "TooManyRequestsException",
-    ):
-        return Decision.RETRY
-    return Decision.GIVE_UP
 
 
 @dataclass(frozen=True, slots=True)

@@ -155,10 +155,6 @@ class StreamDelivery:
         self._has_data = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
-    @property
-    def objects_written(self) -> int:
-        return self.counts.objects
-
     def start(self) -> None:
         self._tasks = [
             asyncio.create_task(self._timer(), name=f"buffer-timer:{self.stream.name}"),

@@ -44,10 +44,6 @@ class ResourceInUse(FirehoseApiError):
     type_name = "ResourceInUseException"
 
 
-class LimitExceeded(FirehoseApiError):
-    type_name = "LimitExceededException"
-
-
 class Serialization(FirehoseApiError):
     type_name = "SerializationException"
 

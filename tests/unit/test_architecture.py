@@ -18,6 +18,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "producer"
 MAX_TOP_LEVEL_MODULES = 16
+# A class longer than this does more than one thing (the channel was 576 lines once); split it.
+MAX_CLASS_LINES = 300
 
 
 def _module_name(path: Path) -> str:
@@ -264,6 +266,21 @@ def test_producer_keeps_few_top_level_modules() -> None:
     assert len(top) <= MAX_TOP_LEVEL_MODULES, top
 
 
+def _long_classes(modules: dict[str, Path]) -> list[str]:
+    out = []
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef) and node.end_lineno is not None:
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_CLASS_LINES:
+                    out.append(f"{name}.{node.name}: {lines} lines")
+    return out
+
+
+def test_no_class_is_too_long() -> None:
+    assert _long_classes(_modules()) == []
+
+
 def test_no_dunder_import() -> None:
     users = [
         str(p.relative_to(ROOT))
@@ -323,3 +340,9 @@ def test_the_rules_catch_planted_offenders(planted: dict[str, Path]) -> None:
         "producer.delivery.planted imports producer.app (delivery may not import app)"
     ]
     assert _cycles({"a": {"b"}, "b": {"a"}}) == [["a", "b"]]
+
+
+def test_a_long_class_is_caught(tmp_path: Path) -> None:
+    path = tmp_path / "long.py"
+    path.write_text("class Long:\n" + "    x = 1\n" * MAX_CLASS_LINES, encoding="utf-8")
+    assert _long_classes({"producer.long": path}) == [f"producer.long.Long: {MAX_CLASS_LINES + 1} lines"]

@@ -6,14 +6,8 @@ import random
 
 import pytest
 
-from producer.delivery.retry import (
-    Decision,
-    RetryAction,
-    RetryPolicy,
-    call_failed,
-    classify_request_error,
-    read_answer,
-)
+from producer.delivery.retry import RetryAction, RetryPolicy, call_failed, outcome
+from producer.firehose.errors import ApiError, TransportError
 from producer.telemetry.stats import Reason
 
 
@@ -69,7 +63,7 @@ def test_default_attempts_outlast_a_short_outage() -> None:
     ],
 )
 def test_server_trouble_and_throttling_are_retried(code: str, status: int) -> None:
-    assert classify_request_error(code, status) is Decision.RETRY
+    assert call_failed(code, status, 10) is RetryAction.RETRY
 
 
 @pytest.mark.parametrize(
@@ -86,11 +80,11 @@ def test_server_trouble_and_throttling_are_retried(code: str, status: int) -> No
     ],
 )
 def test_configuration_errors_are_not_retried(code: str) -> None:
-    assert classify_request_error(code, 400) is Decision.GIVE_UP
+    assert call_failed(code, 400, 10) is RetryAction.STOP_STREAM
 
 
 def test_unknown_client_errors_are_not_retried() -> None:
-    assert classify_request_error("SomeValidationProblem", 400) is Decision.GIVE_UP
+    assert call_failed("SomeValidationProblem", 400, 10) is RetryAction.DONT_RETRY
 
 
 def test_invalid_policies_are_rejected() -> None:
@@ -127,15 +121,35 @@ def test_a_failed_call_gets_one_action(code: str, status: int, records: int, act
 def test_an_answer_is_read_record_by_record_whatever_failed_put_count_says() -> None:
     ok = {"RecordId": "r"}
     slow = {"ErrorCode": "ServiceUnavailableException", "ErrorMessage": "Slow down."}
-    assert read_answer([ok, ok], 2).action is RetryAction.SUCCESSFUL
-    partial = read_answer([ok, slow, {"ErrorCode": "InternalFailure"}, "junk"], 4)
-    assert partial.action is RetryAction.RETRY_PARTIAL
+    clean = outcome({"FailedPutCount": 0, "RequestResponses": [ok, ok]}, 2)
+    assert clean.action is RetryAction.ANSWERED and clean.failed == [] and clean.answered
+    entries = [ok, slow, {"ErrorCode": "InternalFailure"}, "junk"]
+    partial = outcome({"FailedPutCount": 0, "RequestResponses": entries}, 4)
+    assert partial.action is RetryAction.ANSWERED
     assert partial.failed == [1, 2, 3] and partial.throttled == 1
     assert partial.codes == ["ServiceUnavailableException", "InternalFailure", "MalformedResponse"]
     assert partial.messages[0] == "Slow down."
-    for entries in ([ok], [ok, ok, ok], None, {"x": 1}):  # which records failed is unknowable
-        wrong = read_answer(entries, 2)
-        assert wrong.action is RetryAction.RETRY and "RequestResponses for 2 records" in wrong.problem
+    for wrong_entries in ([ok], [ok, ok, ok], None, {"x": 1}):  # which records failed is unknowable
+        wrong = outcome({"RequestResponses": wrong_entries}, 2)
+        assert wrong.action is RetryAction.RETRY and "RequestResponses for 2 records" in wrong.message
+        assert wrong.code == "MalformedResponse" and wrong.unsure and wrong.answered
+
+
+def test_errors_and_silence_become_outcomes_of_the_same_kind() -> None:
+    throttled = outcome(ApiError("ThrottlingException", "Rate exceeded", 400), 7)
+    assert (throttled.action, throttled.throttled, throttled.unsure) == (RetryAction.RETRY, 7, False)
+    gone = outcome(ApiError("ResourceNotFoundException", "no such stream", 400), 7)
+    assert (gone.action, gone.code, gone.throttled) == (
+        RetryAction.STOP_STREAM,
+        "ResourceNotFoundException",
+        0,
+    )
+    cut = outcome(TransportError("CallTimeout", "no answer", maybe_sent=True), 7)
+    assert (cut.action, cut.unsure, cut.answered) == (RetryAction.RETRY, True, False)
+    refused = outcome(TransportError("ConnectionError", "refused", maybe_sent=False), 7)
+    assert (refused.action, refused.unsure) == (RetryAction.RETRY, False)
+    with pytest.raises(RuntimeError, match="a bug"):
+        outcome(RuntimeError("a bug"), 7)
 
 
 def test_reasons_are_the_spool_s_words() -> None:
