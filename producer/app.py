@@ -38,7 +38,7 @@ from producer.generation import Progress, generate
 from producer.local.prune import OutputPruner
 from producer.local.server import LocalFirehose, LocalOptions
 from producer.runtime import Signals, first_done
-from producer.schedule import Pacer, Steering
+from producer.schedule import Pacer, SimulatedClock, Steering
 from producer.summary import RunSummary, StreamSummary, run_summary_paths
 from producer.telemetry import cost
 from producer.telemetry.histogram import StreamHistograms
@@ -129,7 +129,9 @@ class Steered:
     pacer: Pacer
     progress: Progress
     control: RunControl
+    event_clock: Callable[[], float]  # the time events are stamped with
     generating: bool = True
+    generation_s: float = 0.0  # wall seconds generation took
 
     def schedule(self) -> dict[str, Any]:
         """Where the schedule is, for the live view."""
@@ -149,13 +151,22 @@ async def _run(config: RunConfig, run_id: str, signals: Signals, out: TextIO) ->
         histograms=histograms,
     )
     steering = Steering(config.profile.rate_shape, config.rate / config.profile.rate)
-    pacer = Pacer(steering, config.duration_s, edges=steering.edges)
+    if config.sim_start is None:
+        pacer = Pacer(steering, config.duration_s, edges=steering.edges)
+        event_clock = time.time
+    else:  # a backfill: simulated time, as fast as the streams take the events
+        simulated = SimulatedClock()
+        pacer = Pacer(
+            steering, config.duration_s, SIM_TICK_S, simulated, simulated.wait, edges=steering.edges
+        )
+        sim_start = config.sim_start
+        event_clock = lambda: sim_start + simulated.now  # noqa: E731
     progress = Progress(by_source=telemetry.events_by_source, target_rate=config.rate)
     identity = {"run_id": run_id, "profile": config.profile.name, "target": telemetry.target}
     run = SteeredRun(steering, pacer, signals, identity, stats, histograms, lambda: progress.events)
     # One control for the HTTP routes (--control) and the terminal keys alike.
     control = RunControl(run, lambda line: print(line, file=sys.stderr, flush=True))
-    steered = Steered(steering, pacer, progress, control)
+    steered = Steered(steering, pacer, progress, control, event_clock)
     routes = None
     if config.control:
         routes = functools.partial(add_routes, control=control, token=config.control_token)
@@ -272,12 +283,23 @@ async def _load(
         schedule = ScheduleCheck(steered.steering.rate_at, config.duration_s, steered.steering.edges)
         with keys as keys_on:
             live.keys_hint = HINT if keys_on else ""
+            gen_started = time.monotonic()
             await feed(
-                generate(config, generator, channels, signals.stop, progress, run_id, steered.pacer),
+                generate(
+                    config,
+                    generator,
+                    channels,
+                    signals.stop,
+                    progress,
+                    run_id,
+                    steered.pacer,
+                    steered.event_clock,
+                ),
                 signals,
                 spool,
             )
         steered.generating = False
+        steered.generation_s = time.monotonic() - gen_started
         # Generation stops at the end of --duration, so every event made is on time: the mark
         # is taken when it ends. (A timer at the deadline raced the pacer's last tick when the
         # loop was busy, and reported a 1-event shortfall that was not one.) Ended early (a
@@ -296,6 +318,9 @@ async def _load(
     summary.schedule = schedule.summary(progress.events) | {"on_full": config.channel.on_full}
     if pruner is not None:
         summary.output_pruned = pruner.summary()
+    if config.sim_start is not None:
+        sim_s = min(steered.pacer.elapsed_s(), config.duration_s)
+        summary.simulated = simulated_summary(config.sim_start, sim_s, steered.generation_s)
     if config.control or steered.control.changes:
         summary.control = steered.control.summary(steered.steering.paused_s(schedule.marked_at_s))
     summary.cost = cost.run_cost(
@@ -361,6 +386,25 @@ async def close(channels: Sequence[Inlet], ending: Ending, signals: Signals) -> 
     if not await first_done(closing, signals.abort):
         await asyncio.gather(*(c.abort() for c in channels))
     await closing
+
+
+# Simulated seconds a backfill's pacer moves per tick: events of one tick share a timestamp.
+SIM_TICK_S = 0.1
+
+
+def simulated_summary(sim_start: float, sim_s: float, wall_s: float) -> dict[str, Any]:
+    """The summary's ``simulated`` section: the window made, and how fast."""
+
+    def stamp(t: float) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+    return {
+        "start": stamp(sim_start),
+        "end": stamp(sim_start + sim_s),
+        "simulated_s": round(sim_s, 3),
+        "wall_s": round(wall_s, 3),
+        "simulated_s_per_wall_s": round(sim_s / wall_s, 1) if wall_s > 0 else None,
+    }
 
 
 GRACE_OVER = "shutdown grace period ended before delivery"

@@ -84,6 +84,9 @@ class RunConfig:
     # run --control-from: a control document (file or s3:// URL) this producer follows.
     control_from: str | None = None
     control_every_s: float = 5.0
+    # run --sim-start/--sim-end (a backfill): the simulated start, seconds since the epoch; the
+    # window's length is duration_s.
+    sim_start: float | None = None
 
     @property
     def ending(self) -> Ending:

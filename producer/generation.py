@@ -9,7 +9,7 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -71,6 +71,7 @@ async def generate(
     progress: Progress,
     run_id: str,
     pacer: Pacer | None = None,
+    event_clock: Callable[[], float] = time.time,
 ) -> None:
     """Offer every due event to its streams. With ``config.trace_fields`` each event carries
     ``run_id`` and ``seq`` (0-based, one per event, the same in every stream), so an audit can
@@ -147,7 +148,7 @@ async def generate(
     on_time = True
     async for due in pacer.ticks(stop):
         progress.target_rate = pacer.counter.current_rate
-        now = time.time()
+        now = event_clock()  # the wall clock, or a backfill's simulated one
         for _ in range(due):
             if not on_time:
                 break  # past the duration: an event made now would not be on time

@@ -353,6 +353,25 @@ async def _wait_or_stop(stop: asyncio.Event, timeout_s: float) -> None:
 Waiter = Callable[[asyncio.Event, float], Awaitable[None]]
 
 
+class SimulatedClock:
+    """Elapsed time of a backfill (``run --sim-start/--sim-end``): it moves only when the pacer
+    waits, by one tick, so the events of a simulated hour are made as fast as the streams take
+    them (backpressure still holds generation back), each stamped with its simulated time.
+
+    Example: ``c = SimulatedClock(); await c.wait(stop, 0.1); c() == 0.1``.
+    """
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def wait(self, _stop: asyncio.Event, timeout_s: float) -> None:
+        self.now += timeout_s
+        await asyncio.sleep(0)  # let delivery run between ticks
+
+
 class Pacer:
     """Yields how many events are due at each tick until ``duration_s`` has passed.
 

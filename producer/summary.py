@@ -65,6 +65,7 @@ _RUN_KEYS = (
     "cost",
     "control",
     "output_pruned",
+    "simulated",
 )
 _WORKER_KEYS = ("dead_letter_paths", "complete", "workers")
 _REPLAY_KEYS = (
@@ -101,6 +102,8 @@ class RunSummary:
     control: dict[str, Any] | None = None
     # run --keep-output: the delivered objects deleted (local/prune.py), which the audit cannot check.
     output_pruned: dict[str, Any] | None = None
+    # run --sim-start/--sim-end: the simulated window made, and simulated seconds per wall second.
+    simulated: dict[str, Any] | None = None
     # A run with --workers: every worker's spool, and which workers ended without a summary.
     dead_letter_paths: list[str] | None = None
     complete: bool | None = None
@@ -128,7 +131,7 @@ class RunSummary:
             value = getattr(self, key)
             if key == "streams":
                 value = {name: s.to_dict() for name, s in self.streams.items()}
-            elif key in ("schedule", "cost", "control", "output_pruned") and value is None:
+            elif key in ("schedule", "cost", "control", "output_pruned", "simulated") and value is None:
                 continue
             out[key] = value
         return out

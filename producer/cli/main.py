@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -351,6 +352,18 @@ def run(
         str,
         typer.Option(help="How often --control-from is read.", envvar="LOADGEN_CONTROL_EVERY"),
     ] = "5s",
+    sim_start: Annotated[
+        str | None,
+        typer.Option(
+            help="Backfill: make the events of the window from here to --sim-end (ISO 8601, UTC) "
+            "in simulated time, as fast as the streams take them.",
+            envvar="LOADGEN_SIM_START",
+        ),
+    ] = None,
+    sim_end: Annotated[
+        str | None,
+        typer.Option(help="Backfill: the end of the simulated window.", envvar="LOADGEN_SIM_END"),
+    ] = None,
     control: Annotated[
         bool,
         typer.Option(
@@ -376,6 +389,11 @@ def run(
     if rate is not None and not rate > 0:
         raise UsageError(f"--rate must be a number of events per second > 0, got {rate:g}")
     duration_s = options.run_duration(duration)
+    backfill = options.sim_window(sim_start, sim_end, time.time())
+    if backfill is not None:
+        if duration is not None:
+            raise UsageError("--duration and --sim-start/--sim-end both say how long: pass one of them")
+        duration_s = backfill[1]
     for name, value in (
         ("--max-in-flight", max_in_flight),
         ("--max-held", max_held),
@@ -446,6 +464,7 @@ def run(
         keep_output_s=options.optional_duration("--keep-output", keep_output, strict=True),
         control_from=control_from,
         control_every_s=options.duration("--control-every", control_every, strict=True),
+        sim_start=None if backfill is None else backfill[0],
     )
     if keep_output is not None and run_target.kind is not TargetKind.LOCAL:
         raise UsageError(

@@ -7,6 +7,7 @@ text into values with ``duration``/``endpoint_url``, which fail with one UsageEr
 
 from __future__ import annotations
 
+import datetime
 import math
 from pathlib import Path
 from typing import Annotated
@@ -57,6 +58,36 @@ def shape_warning(shape: RateShape, factor: float, duration_s: float) -> str | N
         f"({shape.peak * factor:,.0f} events/s{when}); this run tops out at "
         f"{within * factor:,.0f} events/s. Lengthen --duration to reach it"
     )
+
+
+def timestamp(option: str, text: str) -> float:
+    """Seconds since the epoch from ISO 8601 (2026-11-30, 2026-11-30T08:00:00Z); UTC unless
+    the text gives an offset."""
+    try:
+        when = datetime.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(
+            f"{option} {text!r} is not a time; use ISO 8601 such as 2026-11-30T08:00:00Z"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return when.timestamp()
+
+
+def sim_window(start: str | None, end: str | None, now: float) -> tuple[float, float] | None:
+    """``--sim-start``/``--sim-end``: a past window (start, seconds long), or None."""
+    if start is None and end is None:
+        return None
+    if start is None or end is None:
+        raise UsageError("a backfill needs both --sim-start and --sim-end")
+    begin, finish = timestamp("--sim-start", start), timestamp("--sim-end", end)
+    if finish <= begin:
+        raise UsageError(f"--sim-end {end} must be after --sim-start {start}")
+    if finish > now:
+        raise UsageError(
+            f"--sim-end {end} is in the future: a backfill makes past events; run live for the rest"
+        )
+    return begin, finish - begin
 
 
 def endpoint_url(text: str | None, option: str = "--endpoint-url") -> str | None:
