@@ -127,6 +127,11 @@ class LiveView:
     def elapsed_s(self) -> float:
         return time.monotonic() - self._started
 
+    def target_now(self) -> float:
+        """What the schedule asks for now (a flash sale's base before its spike, 0 paused); the
+        run's nominal rate when the schedule is not known."""
+        return self.target_rate if self.schedule is None else float(self.schedule()["target_now"])
+
     def headline(self, rows: Sequence[StreamRow]) -> str:
         """Elapsed of total and the target now and next; once generation is over, the drain's
         ETA (the records held over the rate they are being accepted at)."""
@@ -189,7 +194,7 @@ class LiveView:
                 {
                     "event": "progress",
                     "elapsed_s": round(self.elapsed_s(), 1),
-                    "target_rate": self.target_rate,
+                    "target_rate": self.target_now(),
                     "schedule": None if self.schedule is None else self.headline(rows),
                     "streams": {
                         r.name: {
@@ -208,7 +213,7 @@ class LiveView:
                 }
             ).decode()
         streams = " | ".join(
-            f"{r.name}: {r.rate:,.0f}/s of {self.target_rate:,.0f} accepted {r.accepted:,} "
+            f"{r.name}: {r.rate:,.0f}/s of {self.target_now():,.0f} accepted {r.accepted:,} "
             f"retried {r.retried:,} throttled {r.throttled:,} dead {r.dead_lettered:,} "
             f"billed {_mb(r.billed_bytes)} p99 {_ms(r.p99_s)}"
             for r in rows
