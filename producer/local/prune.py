@@ -76,8 +76,12 @@ class OutputPruner:
         self._read_new()
         cutoff = self.clock() - self.keep_s
         gone = 0
-        while self._pending and float(self._pending[0]["delivered_at"]) < cutoff:
-            entry = self._pending.popleft()
+        # The log is in delivery order only roughly (each stream's writer appends on its own), so
+        # every pending entry is looked at: a few thousand for days of output, once a minute.
+        old = [e for e in self._pending if float(e["delivered_at"]) < cutoff]
+        if old:
+            self._pending = deque(e for e in self._pending if float(e["delivered_at"]) >= cutoff)
+        for entry in old:
             path = self.output_dir / str(entry["key"])
             try:
                 size = path.stat().st_size

@@ -204,24 +204,6 @@ def check_books(code: int, summary: dict[str, Any], output: str) -> None:
     assert summary["schedule"]["shortfall_events"] == 0, summary["schedule"]
 
 
-def test_the_api_steers_rate_and_pause_and_stops_with_a_drain(controlled: Callable[..., Controlled]) -> None:
-    run = controlled()
-    steer_and_check(run, lambda rate: run.patch({"rate": rate}), lambda paused: run.patch({"paused": paused}))
-    status = run.status()
-    assert status["rate"] == 800 and status["state"] == "running" and status["paused_s"] >= 0.5
-    assert status["streams"][STREAM]["accepted"] > 0
-    assert request(run.base + "/v1/stop", "POST")["state"] == "stopping"
-    code, summary, output = run.finish()
-    check_books(code, summary, output)
-    changes = [c["change"] for c in summary["control"]["changes"]]
-    assert changes == ["rate 200 -> 800 events/s", "pause", "resume", "stop"]
-    assert all(c["who"].startswith("api 127.0.0.1") for c in summary["control"]["changes"])
-    assert summary["control"]["paused_s"] >= 0.5
-    assert "control: rate 200 -> 800 events/s" in output
-    # Bad changes are refused with a reason and change nothing.
-    # (The run is over by now; these were checked while it ran in the ctl test below.)
-
-
 def _ctl(capsys: pytest.CaptureFixture[str], run: Controlled, *args: str, code: int = 0) -> str:
     """``firehose-loadgen ctl ARGS --url`` through the console entry point, in this process (a
     new interpreter per call would cost a second each)."""
@@ -234,25 +216,45 @@ def _ctl(capsys: pytest.CaptureFixture[str], run: Controlled, *args: str, code: 
     return out if code == 0 else err
 
 
-def test_ctl_steers_the_run(
+def test_the_api_and_ctl_steer_rate_and_pause_and_stop_with_a_drain(
     controlled: Callable[..., Controlled], capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """One run steered by both clients in turn: the rate through PATCH, pause and resume through
+    ``ctl``, a bad change through each (refused with the reason, nothing changed), a new rate
+    through ``ctl`` and the stop through POST."""
     run = controlled()
     steer_and_check(
         run,
-        lambda rate: _ctl(capsys, run, "rate", f"{rate:g}"),
+        lambda rate: run.patch({"rate": rate}),
         lambda paused: _ctl(capsys, run, "pause" if paused else "resume"),
     )
+    status = run.status()
+    assert status["rate"] == 800 and status["state"] == "running" and status["paused_s"] >= 0.5
+    assert status["streams"][STREAM]["accepted"] > 0
     shown = _ctl(capsys, run, "status")
     assert "running, rate 800/s" in shown and f"{STREAM}:" in shown
-    # A bad change: one line, exit 2, nothing changed.
-    bad = _ctl(capsys, run, "rate", "0", code=2)
+    bad = _ctl(capsys, run, "rate", "0", code=2)  # one line, exit 2
     assert "HTTP 400: rate must be a number of events per second > 0" in bad and bad.count("\n") == 1
-    assert run.status()["rate"] == 800
-    _ctl(capsys, run, "stop")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        run.patch({"paused": "yes"})
+    assert refused.value.code == 400 and b"paused must be true or false" in refused.value.read()
+    assert run.status()["rate"] == 800 and not run.status()["paused"]
+    _ctl(capsys, run, "rate", "900")
+    until(lambda: run.target_rate() == 900, 2.0)
+    assert request(run.base + "/v1/stop", "POST")["state"] == "stopping"
     code, summary, output = run.finish()
     check_books(code, summary, output)
-    assert [c["who"].split()[0] for c in summary["control"]["changes"]] == ["ctl"] * 4
+    changes = [(c["change"], c["who"].split()[0]) for c in summary["control"]["changes"]]
+    assert changes == [
+        ("rate 200 -> 800 events/s", "api"),
+        ("pause", "ctl"),
+        ("resume", "ctl"),
+        ("rate 800 -> 900 events/s", "ctl"),
+        ("stop", "api"),
+    ]
+    assert all(c["who"].endswith(" 127.0.0.1") for c in summary["control"]["changes"])
+    assert summary["control"]["paused_s"] >= 0.5
+    assert "control: rate 200 -> 800 events/s (api 127.0.0.1" in output
 
 
 def test_workers_split_a_new_rate_exactly_and_follow_pause_and_stop(
