@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
-import orjson
-
 from producer import pipeline
 from producer.config import Ending, RunConfig, TargetKind
 from producer.console import LiveView, print_summary
@@ -31,7 +29,6 @@ from producer.delivery.retry import RetryAction, call_failed
 from producer.delivery.spool import Spool, check_spool_path
 from producer.errors import StreamUnusable, UsageError
 from producer.events.registry import build_generator
-from producer.firehose import limits
 from producer.firehose.client import ClientSettings, FirehoseClient, open_batch_client, open_client
 from producer.firehose.errors import ApiError, TransportError
 from producer.generation import Progress, generate
@@ -39,6 +36,7 @@ from producer.local.prune import OutputPruner
 from producer.local.server import LocalFirehose, LocalOptions
 from producer.runtime import Signals, first_done
 from producer.schedule import Pacer, SimulatedClock, Steering
+from producer.streams.resolution import buffer_hints
 from producer.summary import RunSummary, StreamSummary, run_summary_paths
 from producer.telemetry import cost
 from producer.telemetry.histogram import StreamHistograms
@@ -430,32 +428,6 @@ def _report_delivery_problems(summary: RunSummary, stats: list[StreamStats]) -> 
         )
 
 
-def local_buffer_hints(config: RunConfig) -> dict[str, dict[str, float]] | None:
-    """The embedded Firehose's buffering hints per stream, as the run created its streams (the
-    template's when built from one, else the reference requests), for the audit's hint check."""
-    if config.target.kind is not TargetKind.LOCAL:
-        return None
-    requests: dict[str, dict[str, Any]] = {}
-    if config.local_stream_config is not None:
-        loaded = orjson.loads(config.local_stream_config.read_bytes())
-        for request in loaded if isinstance(loaded, list) else [loaded]:
-            requests[str(request.get("DeliveryStreamName"))] = request
-    out: dict[str, dict[str, float]] = {}
-    for name in config.streams:
-        request = requests.get(name) or pipeline.stream_request(name)
-        for key, destination in request.items():
-            if not (key.endswith("DestinationConfiguration") and isinstance(destination, dict)):
-                continue
-            hints = destination.get("BufferingHints")
-            if isinstance(hints, dict):
-                out[name] = {
-                    "interval_s": float(hints.get("IntervalInSeconds", limits.DEFAULT_BUFFER_INTERVAL_S)),
-                    "size_mib": int(hints.get("SizeInMBs", limits.DEFAULT_BUFFER_MIB)),
-                }
-                break
-    return out
-
-
 def _summary(
     config: RunConfig,
     run_id: str,
@@ -475,7 +447,9 @@ def _summary(
         streams={s.name: StreamSummary.of(s) for s in stats},
         output_dir=str(config.output_dir) if config.target.kind is TargetKind.LOCAL else None,
         # What the embedded Firehose buffered with (None on other targets), for `audit`.
-        buffer_hints=local_buffer_hints(config),
+        buffer_hints=buffer_hints(
+            config.streams, config.local_stream_config, local=config.target.kind is TargetKind.LOCAL
+        ),
         dead_letter_path=str(spool.path) if spool.count else None,
         # A shard's seqs are index, index + count, ... (generation.py); the audit reads this.
         seq_spaces=[{"offset": config.shard.index, "stride": config.shard.count, "events": generated}]

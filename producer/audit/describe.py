@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from producer import pipeline
 from producer.audit.hints import BufferHints, from_description
 from producer.errors import UsageError
 from producer.firehose.client import ClientSettings, open_client
 from producer.firehose.errors import ApiError, TransportError
+from producer.streams.resolution import buffer_hints
 from producer.summary import RunSummary
 
 
@@ -34,30 +34,20 @@ def local_run_hints(summary: RunSummary, streams: Iterable[str]) -> dict[str, Bu
     recorded = summary.buffer_hints
     if not isinstance(recorded, dict):
         return reference_hints(streams)
+    return _hints(recorded)
+
+
+def _hints(recorded: dict[str, dict[str, float]] | None) -> dict[str, BufferHints]:
+    """Hints as the run summary records them (``{"interval_s", "size_mib"}`` per stream)."""
     return {
         name: BufferHints(float(h["interval_s"]), int(h["size_mib"]))
-        for name, h in recorded.items()
+        for name, h in (recorded or {}).items()
         if isinstance(h, dict)
     }
 
 
 def reference_hints(streams: Iterable[str]) -> dict[str, BufferHints]:
     """The reference requests' hints (pipeline.stream_request), which app.prepare_streams uses for
-    a stream the embedded Firehose was not given."""
-    out: dict[str, BufferHints] = {}
-    for name in streams:
-        request = pipeline.stream_request(name)
-        found = from_description(
-            {
-                "Destinations": [
-                    {
-                        k.replace("Configuration", "Description"): v
-                        for k, v in request.items()
-                        if k.endswith("Configuration")
-                    }
-                ]
-            }
-        )
-        if found is not None:
-            out[name] = found
-    return out
+    a stream the embedded Firehose was not given: read where the run reads them
+    (streams/resolution.buffer_hints)."""
+    return _hints(buffer_hints(list(streams), None))

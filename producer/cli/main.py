@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from typer.exceptions import TyperException
 
-from producer import __version__, pipeline
+from producer import __version__
 from producer.bench import events as bench_events
 from producer.cli import audit as audit_commands
 from producer.cli import bench as bench_commands
@@ -28,8 +28,7 @@ from producer.delivery.channel import ChannelSettings
 from producer.delivery.packing import DEFAULT_TARGET_BYTES
 from producer.delivery.retry import RetryPolicy
 from producer.errors import LoadgenError, UsageError
-from producer.firehose import limits
-from producer.profile.loading import Profile, resolve_profile
+from producer.profile.loading import resolve_profile
 from producer.sharding import resolve_shard
 from producer.telemetry.metrics import DEFAULT_METRICS_PORT
 
@@ -63,48 +62,6 @@ class OnFull(StrEnum):
     drop = "drop"
 
 
-def _streams(given: list[str] | None, stack: str | None, target: Target) -> tuple[str, ...]:
-    """--stream names, else both streams of --stack's outputs, else the reference pipeline's."""
-    if given and stack:
-        raise UsageError("--stream and --stack both name the streams; pass one of them")
-    if given:
-        return tuple(given)
-    if stack:
-        if target.kind is TargetKind.LOCAL:
-            raise UsageError("--stack reads a CloudFormation stack in AWS: add --target aws --region R")
-        from producer.aws.cloudformation import stack_stream_names
-
-        return stack_stream_names(stack, target.region)
-    return pipeline.DEFAULT_STREAMS
-
-
-def _template(
-    template: Path | None, params: list[str], target: Target, output_dir: Path
-) -> tuple[Path | None, Path | None, tuple[str, ...]]:
-    """--template/--param: the embedded Firehose's stream config, transform and stream names.
-
-    Without --template the embedded Firehose is built from the shipped deploy/pipeline.yaml, so
-    the sandbox runs the pipeline that deploys (one source of truth); another target takes none."""
-    if template is None and target.kind is not TargetKind.LOCAL:
-        if params:
-            raise UsageError("--param needs --template (the embedded local Firehose)")
-        return None, None, ()
-    if target.kind is not TargetKind.LOCAL:
-        raise UsageError("--template builds the embedded local Firehose: drop --target aws / --endpoint-url")
-    from producer.local.delivery import STATE_DIR
-    from producer.local.template import SHIPPED_TEMPLATE, prepare
-    from producer.shipped import shipped_path
-
-    if template is None:
-        template = shipped_path(SHIPPED_TEMPLATE)
-        if not template.is_file():
-            raise UsageError(
-                f"the shipped pipeline template {SHIPPED_TEMPLATE} is missing from this installation "
-                f"(looked in {template.parent}); pass --template FILE"
-            )
-    return prepare(template, params, target.region, output_dir / STATE_DIR)
-
-
 def _target(target: TargetChoice, endpoint_url: str | None, region: str | None) -> Target:
     url = options.endpoint_url(endpoint_url)
     if url is not None:
@@ -114,25 +71,6 @@ def _target(target: TargetChoice, endpoint_url: str | None, region: str | None) 
             raise UsageError("--target aws needs a region: pass --region or set AWS_REGION")
         return Target(TargetKind.AWS, region)
     return Target(TargetKind.LOCAL, region or "us-east-1")
-
-
-def _pack(
-    profile: Profile, streams: list[str] | None, target_bytes: int, run: tuple[str, ...]
-) -> dict[str, int]:
-    """Streams to pack and their target record size: the profile's, then --pack's."""
-    if not 0 < target_bytes <= limits.MAX_RECORD_BYTES:
-        raise UsageError(f"--pack-bytes must be 1..{limits.MAX_RECORD_BYTES}, got {target_bytes}")
-    pack = {name: size for name, size in profile.pack.items() if name in run}
-    pack |= dict.fromkeys(streams or (), target_bytes)
-    unknown = sorted(set(pack) - set(run))
-    if unknown:
-        raise UsageError(f"--pack {unknown[0]}: not a stream of this run ({', '.join(run)})")
-    if pack and profile.record_format != "json":
-        raise UsageError(
-            f"--pack needs JSON events (the transform splits JSON lines); profile {profile.name!r} "
-            f"makes {profile.record_format}"
-        )
-    return pack
 
 
 @app.command()
@@ -421,14 +359,27 @@ def run(
 
     worker_count = worker_plan.parse_workers(workers, shard)
     run_target = _target(target, endpoint_url, region)
-    run_streams = _streams(stream, stack, run_target)
-    local_config, local_transform, template_streams = _template(template, param or [], run_target, output_dir)
+    from producer.local.delivery import STATE_DIR
+    from producer.streams.resolution import Asked, resolve
+
+    asked = Asked(
+        streams=stream or (),
+        stack=stack,
+        template=template,
+        params=param or (),
+        pack=pack or (),
+        pack_bytes=pack_bytes,
+        profile_pack=loaded.pack,
+        record_format=loaded.record_format,
+        profile_name=loaded.name,
+    )
+    streams = resolve(asked, run_target.kind is TargetKind.LOCAL, run_target.region, output_dir / STATE_DIR)
     config = RunConfig(
         profile=loaded,
         # Sharded: this producer's exact share; all shards' shares add up to the total.
         rate=shard.rate_share(rate if rate is not None else loaded.rate),
         duration_s=duration_s if duration_s is not None else loaded.duration_s,
-        streams=_streams(stream, stack, run_target) if not template_streams or stream else template_streams,
+        streams=streams.names,
         target=run_target,
         output_dir=output_dir,
         dead_letter=dead_letter,
@@ -456,9 +407,9 @@ def run(
         trace_fields=not no_trace_fields,
         shard=shard,
         run_id=worker_plan.check_run_id(run_id),
-        pack=_pack(loaded, pack, pack_bytes, run_streams),
-        local_stream_config=local_config,
-        local_transform=local_transform,
+        pack=streams.pack,
+        local_stream_config=streams.config,
+        local_transform=streams.transform,
         control=control,
         control_token=control_token,
         keep_output_s=options.optional_duration("--keep-output", keep_output, strict=True),

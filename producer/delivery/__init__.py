@@ -1,1 +1,2 @@
-"""The delivery engine: accumulator, per-stream channel, retry decisions, adaptive rate, dead-letter spool."""
+"""The delivery engine: accumulator, ledger, sender, per-stream channel, packing stage, retry
+outcomes, adaptive rate, dead-letter spool."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import os
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -31,25 +30,40 @@ class SpoolError(Exception):
 
 def check_spool_path(path: Path) -> str | None:
     """Why records could not be spooled at ``path`` (None if they can), checked before a run
-    takes its first record: a regular file that exists must be writable; otherwise its
-    nearest existing folder must let us create it."""
+    takes its first record by doing what the first write does: create the folder and open the
+    file for append. Permission bits cannot answer this (root passes them; /proc refuses root
+    anyway). What the check created is removed again, so a clean run leaves no file."""
+    created: list[Path] = []
+    existed = path.exists()
     try:
-        st = path.stat()
-    except FileNotFoundError:
-        parent = path.parent
-        while not parent.exists() and parent != parent.parent:
-            parent = parent.parent
-        if not parent.is_dir():
-            return f"{parent} is not a folder"
-        if not os.access(parent, os.W_OK | os.X_OK):
-            return f"cannot create files in {parent} (permission denied)"
-        return None
+        if existed and not path.is_dir() and not stat.S_ISREG(path.stat().st_mode):
+            return "not a regular file"  # a device or a pipe: not opened (a pipe would block)
+        folder = path.parent
+        missing = []
+        while not folder.exists() and folder != folder.parent:
+            missing.append(folder)
+            folder = folder.parent
+        if not folder.is_dir():
+            return f"{folder} is not a folder"
+        for part in reversed(missing):
+            try:
+                part.mkdir()
+            except OSError as exc:
+                return f"cannot create the folder {part} ({exc.strerror or exc})"
+            created.append(part)
+        with path.open("ab"):
+            pass
+        if not existed:
+            created.append(path)
     except OSError as exc:
         return exc.strerror or str(exc)
-    if not stat.S_ISREG(st.st_mode):
-        return "not a regular file"
-    if not os.access(path, os.W_OK):
-        return "not writable (permission denied)"
+    finally:
+        for made in reversed(created):
+            with contextlib.suppress(OSError):
+                if made == path:
+                    made.unlink()
+                else:
+                    made.rmdir()
     return None
 
 

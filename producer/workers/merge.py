@@ -1,5 +1,6 @@
 """``run --workers``: the workers' summaries (and the last scrape of any that died) summed into
-the run's one RunSummary, and the exit code of the whole. Pure: tests/unit/test_workers.py."""
+the run's one RunSummary, and the exit code of the whole. Pure (no composition root; it reads
+only the run's stream config, for the buffering hints): tests/unit/test_workers.py."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from producer.app import local_buffer_hints
 from producer.config import RunConfig, TargetKind
 from producer.errors import EXIT_INCOMPLETE, EXIT_STREAM_UNUSABLE, EXIT_USAGE
 from producer.sharding import Shard
+from producer.streams.resolution import buffer_hints
 from producer.summary import RunSummary
 from producer.telemetry import cost
 from producer.telemetry.aggregate import (
@@ -147,7 +148,9 @@ def combine(
         | {k: v for k, v in summary.items() if k not in head}
         | {
             "output_dir": str(config.output_dir) if config.target.kind is TargetKind.LOCAL else None,
-            "buffer_hints": local_buffer_hints(config),
+            "buffer_hints": buffer_hints(
+                config.streams, config.local_stream_config, local=config.target.kind is TargetKind.LOCAL
+            ),
             "dead_letter_path": spools[0] if len(spools) == 1 else None,
             "dead_letter_paths": spools,
             # Which seqs the run made (generation.py interleaves shards), for the audit.

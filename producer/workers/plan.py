@@ -122,13 +122,13 @@ class Worker:
 
 
 def worker_argv(plan: WorkerPlan, worker: Worker, run_id: str, endpoint_url: str | None) -> list[str]:
-    drop = set(_PARENT_OWNED)
+    # The parent resolved the run's streams once (streams/resolution.py): the workers are given
+    # their names, and read no stack or template again.
+    drop = set(_PARENT_OWNED) | {"stream", "stack"}
     if endpoint_url is not None:  # the parent's local Firehose replaces the embedded one
-        # ... built from the template by the parent, so the workers name its streams themselves.
-        drop |= {"target", "endpoint_url", "template", "param", "stream"}
+        drop |= {"target", "endpoint_url", "template", "param"}
     args = [part for name, parts in plan.options.items() if name not in drop for part in parts]
-    if endpoint_url is not None:
-        args += [part for name in plan.config.streams for part in ("--stream", name)]
+    args += [part for name in plan.config.streams for part in ("--stream", name)]
     args += [
         "--workers", "1",
         "--run-id", run_id,

@@ -176,12 +176,15 @@ def test_a_dribbling_endpoint_cannot_hold_a_run_past_its_bounds(tmp_path: Path) 
         assert sum(1 for e in spooled if e.stream == name) == s["dead_lettered"] == len(ids)
 
 
-@pytest.mark.parametrize("where", ["/dev/full", "folder", "under-a-file"])
+@pytest.mark.parametrize("where", ["/dev/full", "folder", "under-a-file", "/proc"])
 def test_a_spool_that_cannot_be_written_is_refused_before_the_first_event(tmp_path: Path, where: str) -> None:
     path = {
         "/dev/full": Path("/dev/full"),
         "folder": tmp_path,
         "under-a-file": REPO / "pyproject.toml" / "dead.jsonl",
+        # Its permission bits let root create folders there, yet /proc takes none: the check
+        # must try, not read the bits (root passed the old check, then lost every record).
+        "/proc": Path("/proc/nope/dl.jsonl"),
     }[where]
     result = run_cli("run", "--dead-letter", str(path), "--output-dir", str(tmp_path), "--duration", "1s")
     assert result.returncode == 2

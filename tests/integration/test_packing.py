@@ -135,3 +135,20 @@ def test_a_profile_packs_its_streams_and_csv_cannot_be_packed(tmp_path: Path) ->
     streams = orjson.loads((tmp_path / "s.json").read_bytes())["streams"]
     assert streams[pipeline.S3_STREAM]["packed_events"] == 400 > streams[pipeline.S3_STREAM]["sent"]
     assert streams[pipeline.OPENSEARCH_STREAM]["packed_events"] == 0
+
+
+def test_a_stream_the_template_names_can_be_packed(tmp_path: Path) -> None:
+    # --param renames the template's streams: --pack is checked against the streams this run
+    # sends to (demo, demo-opensearch), not the reference names. Before, it was refused as "not a
+    # stream of this run (realtime-data-stream, realtime-data-stream-opensearch)".
+    result = run_cli(
+        "run", "--param", "StreamPrefix=demo", "--pack", "demo", "--rate", "100", "--duration", "1s",
+        "--no-metrics", "--quiet", "--output-dir", str(tmp_path / "out"),
+        "--summary-json", str(tmp_path / "s.json"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = orjson.loads((tmp_path / "s.json").read_bytes())
+    streams = summary["streams"]
+    assert sorted(streams) == ["demo", "demo-opensearch"]
+    assert streams["demo"]["packed_events"] == summary["events_generated"] > streams["demo"]["sent"]
+    assert streams["demo-opensearch"]["packed_events"] == 0

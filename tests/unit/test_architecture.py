@@ -137,10 +137,11 @@ def _offenders(allowed: str, forbidden: tuple[str, ...], modules: dict[str, Path
 # producer/ by its own. Read bottom up: errors/durations/shipped/sharding/schedule/pipeline/
 # runtime import nothing of ours; firehose/, aws/, telemetry/, events/ speak to one thing each;
 # delivery/ sends (through firehose/, counting in telemetry/); local/, audit/, bench/, profile/
-# stand on those; config, generation, app (the composition root) and replay assemble a run;
-# control/ steers one while it goes; workers/ runs several; cli/ may import anything, and
-# nothing imports it (test below). A new folder must be placed here, and an edge not listed is
-# an import pointing the wrong way.
+# stand on those, and streams/ decides which streams a run uses, configured how; config,
+# generation, app (the composition root) and replay assemble a run; control/ steers one while
+# it goes; workers/ runs several; cli/ may import anything, and nothing imports it (test
+# below). A new folder must be placed here, and an edge not listed is an import pointing the
+# wrong way.
 _BASE = {"errors", "durations", "shipped"}
 MAY_IMPORT: dict[str, set[str]] = {
     "__main__": {"cli"},
@@ -162,18 +163,19 @@ MAY_IMPORT: dict[str, set[str]] = {
     "delivery": {"firehose", "telemetry"},
     "profile": _BASE | {"encoding", "schedule", "events"},
     "local": {"errors", "shipped", "pipeline", "aws", "firehose"},
+    "streams": {"errors", "shipped", "pipeline", "firehose", "aws", "local"},
     "config": {"sharding", "delivery", "profile"},
     "console": {"config", "durations", "summary", "telemetry"},
     "generation": {"config", "encoding", "schedule", "delivery", "events", "firehose"},
-    "audit": _BASE | {"pipeline", "summary", "aws", "delivery", "firehose", "local", "telemetry"},
+    "audit": _BASE | {"pipeline", "summary", "aws", "delivery", "firehose", "local", "streams", "telemetry"},
     "bench": {"errors", "encoding", "pipeline", "events", "firehose", "local", "profile", "telemetry"},
     # control/ steers a running run: its schedule, its early end (runtime), its figures.
     "control": _BASE | {"aws", "runtime", "schedule", "telemetry"},
     "app": {"errors", "config", "console", "generation", "pipeline", "runtime", "schedule"}
-    | {"summary", "delivery", "events", "firehose", "local", "telemetry", "control"},
+    | {"summary", "delivery", "events", "firehose", "local", "streams", "telemetry", "control"},
     "replay": {"app", "config", "errors", "runtime", "summary", "delivery", "firehose", "telemetry"},
     "workers": {"app", "config", "console", "errors", "pipeline", "sharding", "summary"}
-    | {"local", "telemetry", "control", "schedule"},
+    | {"local", "streams", "telemetry", "control", "schedule"},
 }
 
 

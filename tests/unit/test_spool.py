@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import base64
+import os
 from pathlib import Path
 
 import orjson
 import pytest
 
 from producer.delivery.batching import Batch, single
-from producer.delivery.spool import Spool, read_spool
+from producer.delivery.spool import Spool, check_spool_path, read_spool
 
 
 def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
@@ -76,3 +77,23 @@ def test_bad_line_names_file_and_line(tmp_path: Path) -> None:
     path.write_bytes(good + b"\n\n" + b'{"stream": "s"}\n')
     with pytest.raises(ValueError, match=r"d\.jsonl:3: not a dead-letter entry"):
         list(read_spool(path))
+
+
+def test_the_up_front_check_tries_the_write_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    deep = tmp_path / "a" / "b" / "dead.jsonl"
+    assert check_spool_path(deep) is None
+    assert list(tmp_path.iterdir()) == []  # the folders it made to try are gone again
+    kept = tmp_path / "kept.jsonl"
+    kept.write_bytes(b"earlier\n")
+    assert check_spool_path(kept) is None and kept.read_bytes() == b"earlier\n"
+    assert check_spool_path(tmp_path) == "Is a directory"
+    assert check_spool_path(Path("/dev/full")) == "not a regular file"
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    assert check_spool_path(pipe) == "not a regular file"  # and not opened: that would block
+    assert check_spool_path(kept / "dead.jsonl") == f"{kept} is not a folder"
+    # /proc takes no new folder, whatever its permission bits say (root passes those).
+    assert (
+        check_spool_path(Path("/proc/nope/dl.jsonl"))
+        == "cannot create the folder /proc/nope (No such file or directory)"
+    )

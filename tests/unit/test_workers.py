@@ -341,3 +341,16 @@ def test_every_counter_is_summarised_exposed_and_scraped_back_from_its_one_decla
     assert {name: dead[name] for name in shown if name != "lost"} == {
         name: v for name, v in shown.items() if name != "lost"
     }
+
+
+def test_workers_get_the_parent_s_stream_names_and_read_no_stack_again(tmp_path: Path) -> None:
+    # The parent read the stack once (streams/resolution.py); each worker re-reading it would be
+    # one CloudFormation call per worker, and a stack changed in between would split the run.
+    options = option_args(
+        {"stack": "pipe", "target": TargetChoice.aws, "region": "eu-west-1", "workers": "2"}
+    )
+    config = replace(_config(tmp_path), streams=("pipe-s3", "pipe-os"))
+    argv = worker_argv(WorkerPlan(config, 2, options), _worker(tmp_path, 0), "run-1", None)
+    text = " ".join(argv)
+    assert "--stack" not in argv and "--stream pipe-s3 --stream pipe-os" in text
+    assert "--target aws" in text and "--region eu-west-1" in text

@@ -1,0 +1,1 @@
+"""Which streams a run sends to, configured how (resolution.py)."""
