@@ -15,25 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from producer import pipeline
-from producer.local.process import ready_url, serve_command
+from producer.bench.trials import null_endpoint, status_mb
 
 TARGET_GROWTH = 0.05
 SAMPLE_EVERY_S = 60.0
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
 @dataclass
 class SoakMemory:
     rate: float
     minutes: int
-    samples: list[tuple[float, int]] = field(default_factory=list)  # (minutes, RSS KiB)
+    samples: list[tuple[float, float]] = field(default_factory=list)  # (minutes, RSS MiB)
     exit_code: int | None = None
     summary: dict[str, Any] = field(default_factory=dict)
 
@@ -45,9 +37,9 @@ class SoakMemory:
         return {
             "rate": self.rate,
             "minutes": self.minutes,
-            "rss_mib_by_minute": {f"{m:g}": round(kib / 1024, 1) for m, kib in self.samples},
-            "rss_first_minute_mib": round(first / 1024, 1),
-            "rss_last_minute_mib": round(last / 1024, 1),
+            "rss_mib_by_minute": {f"{m:g}": round(mib, 1) for m, mib in self.samples},
+            "rss_first_minute_mib": round(first, 1),
+            "rss_last_minute_mib": round(last, 1),
             "growth": round(growth, 4),
             "target_growth": TARGET_GROWTH,
             "ok": growth < TARGET_GROWTH and self.exit_code == 0,
@@ -62,19 +54,7 @@ def soak_memory(rate: float, minutes: int, progress: Any = None) -> dict[str, An
     soak = SoakMemory(rate, minutes)
     with tempfile.TemporaryDirectory(prefix="loadgen-soak-memory-") as scratch:
         root = Path(scratch)
-        streams = root / "streams.json"
-        streams.write_text(json.dumps([pipeline.stream_request(n) for n in pipeline.DEFAULT_STREAMS]))
-        server = subprocess.Popen(
-            serve_command(streams, root / "delivered", discard=True),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        try:
-            assert server.stdout is not None
-            url = ready_url(server.stdout.readline())
-            if url is None:
-                raise RuntimeError("local serve did not start")
+        with null_endpoint(root) as url:
             run = subprocess.Popen(
                 [
                     sys.executable, "-m", "producer", "run",
@@ -92,19 +72,19 @@ def soak_memory(rate: float, minutes: int, progress: Any = None) -> dict[str, An
             try:
                 for minute in range(1, minutes + 1):
                     time.sleep(max(0.0, started + minute * SAMPLE_EVERY_S - time.monotonic()))
-                    soak.samples.append((minute, rss_kib(run.pid)))
+                    mib = status_mb(run.pid, "VmRSS")
+                    if mib is None:
+                        break  # the run ended: its exit code says why
+                    soak.samples.append((minute, mib))
                     if progress is not None:
-                        progress(f"minute {minute}: RSS {soak.samples[-1][1] / 1024:.1f} MiB")
+                        progress(f"minute {minute}: RSS {mib:.1f} MiB")
                 run.send_signal(signal.SIGTERM)
                 soak.exit_code = run.wait(120)
             finally:
                 if run.poll() is None:
                     run.kill()
                     run.wait()
-            summary_path = root / "summary.json"
-            if summary_path.is_file():
-                soak.summary = json.loads(summary_path.read_text())
-        finally:
-            server.terminate()
-            server.wait(60)
+        summary_path = root / "summary.json"
+        if summary_path.is_file():
+            soak.summary = json.loads(summary_path.read_text())
     return soak.result()

@@ -422,7 +422,7 @@ def run(
             "--keep-output prunes the embedded local Firehose's output: it needs the local target"
         )
     warning = options.shape_warning(config.profile.rate_shape, config.rate / loaded.rate, config.duration_s)
-    if warning:
+    if warning and not quiet:  # --quiet: the summary only (a --workers parent warns for its workers)
         print(f"warning: {warning}", file=sys.stderr)
     from producer.app import run_load
     from producer.runtime import run_async

@@ -56,6 +56,7 @@ class SteeredWorkers:
         self.stats = [StreamStats(name) for name in streams]
         self.histograms = {name: StreamHistograms() for name in streams}
         self.shares: list[float] = []
+        self.stopped = False
 
     @property
     def rate(self) -> float:
@@ -67,6 +68,13 @@ class SteeredWorkers:
 
     def elapsed_s(self) -> float:
         return min(time.monotonic() - self.started, self.duration_s)
+
+    def schedule(self) -> dict[str, Any]:
+        """Where the whole run's schedule is, for the parent's live view (the workers generate
+        until the end of the duration or a stop)."""
+        elapsed = self.elapsed_s()
+        generating = elapsed < self.duration_s and not self.stopped
+        return schedule_status(self.steering, elapsed, self.duration_s) | {"generating": generating}
 
     async def _forward(self, method: str, path: str, bodies: Sequence[dict[str, Any] | None]) -> None:
         running = [w for w in self.workers() if w.proc is not None and w.returncode is None]
@@ -103,6 +111,7 @@ class SteeredWorkers:
         self.steering.set_paused(paused, self.elapsed_s())
 
     async def stop(self, reason: str) -> None:
+        self.stopped = True
         with contextlib.suppress(ControlError):  # a worker that cannot hear it is stopped by the deadline
             await self._forward("POST", "/v1/stop", [None] * len(self.workers()))
 

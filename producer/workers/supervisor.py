@@ -311,7 +311,6 @@ async def run_workers(plan: WorkerPlan, out: TextIO = sys.stdout) -> RunResult:
     local: asyncio.subprocess.Process | None = None
     metrics: MetricsServer | None = None
     control: RunControl | None = None
-    steered: SteeredWorkers | None = None
     pruner: OutputPruner | None = None
     pruning: asyncio.Task[None] | None = None
     following: asyncio.Task[None] | None = None
@@ -321,15 +320,16 @@ async def run_workers(plan: WorkerPlan, out: TextIO = sys.stdout) -> RunResult:
         if config.target.kind is TargetKind.LOCAL:
             local, endpoint = await _start_local(config, scratch)
         routes = None
+        # The whole run's schedule, for the live view, and what the control steers.
+        steered = SteeredWorkers(
+            Steering(config.profile.rate_shape, config.rate / config.profile.rate),
+            config.duration_s,
+            lambda: sup.workers,
+            lambda: sup.total,
+            config.streams,
+            {"run_id": run_id, "profile": config.profile.name, "target": config.target.describe()},
+        )
         if config.control or config.control_from:
-            steered = SteeredWorkers(
-                Steering(config.profile.rate_shape, config.rate / config.profile.rate),
-                config.duration_s,
-                lambda: sup.workers,
-                lambda: sup.total,
-                config.streams,
-                {"run_id": run_id, "profile": config.profile.name, "target": config.target.describe()},
-            )
             control = RunControl(steered, lambda line: print(line, file=sys.stderr, flush=True))
             if config.control:
                 routes = functools.partial(add_routes, control=control, token=config.control_token)
@@ -372,6 +372,7 @@ async def run_workers(plan: WorkerPlan, out: TextIO = sys.stdout) -> RunResult:
         stats = [StreamStats(name, target_rate=config.rate) for name in config.streams]
         histograms = {name: StreamHistograms() for name in config.streams}
         live = LiveView.for_run(config, stats, histograms, out)
+        live.schedule = steered.schedule
         deadline = asyncio.create_task(sup.deadline())
         if control is not None and config.control_from:
             following = asyncio.create_task(
@@ -405,7 +406,7 @@ async def run_workers(plan: WorkerPlan, out: TextIO = sys.stdout) -> RunResult:
         summary = combine(config, run_id, sup.workers, time.monotonic() - started)
         if pruner is not None:
             summary.output_pruned = pruner.summary()
-        if control is not None and steered is not None:
+        if control is not None:
             summary.control = control.summary(steered.steering.paused_s(steered.elapsed_s()))
         summary.write(run_summary_paths(config.output_dir, run_id, config.summary_json))
         print_summary(summary, out, config.log_format)
