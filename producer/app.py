@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import random
 import sys
 import time
@@ -20,6 +21,11 @@ from producer.checks.figures import Figures
 from producer.checks.watch import Watch
 from producer.config import Ending, RunConfig, TargetKind
 from producer.console import LiveView, print_summary
+from producer.control import document
+from producer.control.keys import HINT, terminal_keys
+from producer.control.run import SteeredRun, schedule_status
+from producer.control.server import add_routes
+from producer.control.state import RunControl
 from producer.delivery.channel import Inlet, StreamChannel
 from producer.delivery.packing import PackingStage, unpackable
 from producer.delivery.retry import RetryAction, call_failed
@@ -29,11 +35,12 @@ from producer.events.registry import build_generator
 from producer.firehose.client import ClientSettings, FirehoseClient, open_batch_client, open_client
 from producer.firehose.errors import ApiError, TransportError
 from producer.generation import Progress, generate
+from producer.local.prune import OutputPruner
 from producer.local.server import LocalFirehose, LocalOptions
 from producer.results.store import AbortMarker, ResultsStore, open_store, publish_shard
 from producer.results.url import shard_name
 from producer.runtime import Signals, first_done
-from producer.schedule import scaled
+from producer.schedule import Pacer, SimulatedClock, Steering
 from producer.streams.resolution import buffer_hints
 from producer.summary import RunSummary, StreamSummary, run_summary_paths
 from producer.telemetry import cost
@@ -117,6 +124,24 @@ def open_spool(path: Path) -> Spool:
     return Spool(path)
 
 
+@dataclass(slots=True)
+class Steered:
+    """The run's schedule as generation and the control share it."""
+
+    steering: Steering
+    pacer: Pacer
+    progress: Progress
+    control: RunControl
+    event_clock: Callable[[], float]  # the time events are stamped with
+    generating: bool = True
+    generation_s: float = 0.0  # wall seconds generation took
+
+    def schedule(self) -> dict[str, Any]:
+        """Where the schedule is, for the live view."""
+        status = schedule_status(self.steering, self.pacer.elapsed_s(), self.pacer.duration_s)
+        return status | {"generating": self.generating}
+
+
 async def _run(config: RunConfig, run_id: str, signals: Signals, out: TextIO) -> RunResult:
     stats = [StreamStats(name, target_rate=config.rate) for name in config.streams]
     histograms = {s.name: StreamHistograms() for s in stats}
@@ -128,13 +153,39 @@ async def _run(config: RunConfig, run_id: str, signals: Signals, out: TextIO) ->
         streams=stats,
         histograms=histograms,
     )
+    steering = Steering(config.profile.rate_shape, config.rate / config.profile.rate)
+    if config.sim_start is None:
+        pacer = Pacer(steering, config.duration_s, edges=steering.edges)
+        event_clock = time.time
+    else:  # a backfill: simulated time, as fast as the streams take the events
+        simulated = SimulatedClock()
+        pacer = Pacer(
+            steering, config.duration_s, SIM_TICK_S, simulated, simulated.wait, edges=steering.edges
+        )
+        sim_start = config.sim_start
+        event_clock = lambda: sim_start + simulated.now  # noqa: E731
+    progress = Progress(by_source=telemetry.events_by_source, target_rate=config.rate)
+    identity = {"run_id": run_id, "profile": config.profile.name, "target": telemetry.target}
+    run = SteeredRun(steering, pacer, signals, identity, stats, histograms, lambda: progress.events)
+    # One control for the HTTP routes (--control) and the terminal keys alike.
+    control = RunControl(run, lambda line: print(line, file=sys.stderr, flush=True))
+    steered = Steered(steering, pacer, progress, control, event_clock)
+    routes = None
+    if config.control:
+        routes = functools.partial(add_routes, control=control, token=config.control_token)
     metrics: MetricsServer | None = None
     if config.metrics_port is not None:
         metrics, note = await start_metrics(
-            build_registry(telemetry), config.metrics_host, config.metrics_port, config.metrics_port_fallback
+            build_registry(telemetry),
+            config.metrics_host,
+            config.metrics_port,
+            config.metrics_port_fallback,
+            routes,
         )
         if not config.quiet or note:
             out.write(f"metrics: {metrics.url}{note}\n")
+        if config.control and not config.quiet:
+            out.write(f"control: {metrics.url.removesuffix('metrics')}\n")
     try:
         async with contextlib.AsyncExitStack() as stores:
             store = None
@@ -143,7 +194,7 @@ async def _run(config: RunConfig, run_id: str, signals: Signals, out: TextIO) ->
                     open_store(config.results_url, run_id, config.target.region)
                 )
                 await store.check()
-            result = await _load(config, run_id, signals, out, stats, histograms, telemetry, store)
+            result = await _load(config, run_id, signals, out, stats, histograms, telemetry, steered, store)
         if metrics is not None and config.metrics_linger_s > 0:
             # Let Prometheus take one more scrape of the final numbers before the process exits.
             await asyncio.sleep(config.metrics_linger_s)
@@ -161,12 +212,13 @@ async def _load(
     stats: list[StreamStats],
     histograms: dict[str, StreamHistograms],
     telemetry: RunTelemetry,
+    steered: Steered,
     store: ResultsStore | None = None,
 ) -> RunResult:
     target = config.target
     spool = open_spool(config.dead_letter or config.output_dir / "dead-letter" / f"{run_id}.jsonl")
     started = time.monotonic()
-    progress = Progress(by_source=telemetry.events_by_source, target_rate=config.rate)
+    progress = steered.progress
     telemetry.target_rate_now = lambda: progress.target_rate
     async with AsyncExitStack() as stack:
         endpoint = target.endpoint_url
@@ -219,31 +271,70 @@ async def _load(
         for inlet in channels:
             inlet.start()
         live = LiveView.for_run(config, stats, histograms, out)
+        live.schedule = steered.schedule
+        keys: contextlib.AbstractContextManager[bool] = contextlib.nullcontext(False)
+        if not config.quiet and live.tty and config.log_format == "text":
+            keys = terminal_keys(steered.control)
         live_task = None if config.quiet else asyncio.create_task(live.run())
-        gen_started = time.monotonic()
-        rate_at = scaled(config.profile.rate_shape, config.rate / config.profile.rate)
-        schedule = ScheduleCheck(rate_at, config.duration_s)
-        # Set by a failed abort check (here, or another shard's through --results-url): generation
-        # ends as at the end of --duration, and the run drains normally.
-        halt = asyncio.Event()
+        if config.control_from:
+            following = document.follow(
+                config.control_from,
+                steered.control,
+                config.shard.rate_share,
+                target.region,
+                config.control_every_s,
+            )
+            stack.push_async_callback(_cancel, asyncio.create_task(following))
+        pruner = None
+        if config.keep_output_s is not None and target.kind is TargetKind.LOCAL:
+            pruner = OutputPruner(config.output_dir, config.keep_output_s)
+            stack.push_async_callback(_cancel, asyncio.create_task(pruner.run()))
+        # The steered shape: a pause or a new rate changes what the schedule asked for, so it
+        # is never counted as a shortfall.
+        rate_at = steered.steering.rate_at
+        schedule = ScheduleCheck(rate_at, config.duration_s, steered.steering.edges)
+        # A failed abort check (here, or another shard's through --results-url) ends the run as a
+        # stop asked for does (Signals.finished): generation ends and the run drains normally.
         shard = shard_name(config.shard.index, config.shard.count)
         board = AbortMarker(store) if store is not None else None
         shard_label = shard if store is not None else ""
-        watch = Watch(
-            config.checks, stats, histograms, rate_at, halt, board, shard_label, started=gen_started
-        )
-        watching = asyncio.create_task(watch.run()) if watch.needed else None
-        await feed(generate(config, generator, channels, halt, progress, run_id), signals, spool, halt)
+        with keys as keys_on:
+            live.keys_hint = HINT if keys_on else ""
+            gen_started = time.monotonic()
+            watch = Watch(
+                config.checks,
+                stats,
+                histograms,
+                rate_at,
+                signals.finished,
+                board,
+                shard_label,
+                started=gen_started,
+            )
+            watching = asyncio.create_task(watch.run()) if watch.needed else None
+            await feed(
+                generate(
+                    config,
+                    generator,
+                    channels,
+                    signals.stop,
+                    progress,
+                    run_id,
+                    steered.pacer,
+                    steered.event_clock,
+                ),
+                signals,
+                spool,
+            )
+        steered.generating = False
+        steered.generation_s = time.monotonic() - gen_started
         # Generation stops at the end of --duration, so every event made is on time: the mark
         # is taken when it ends. (A timer at the deadline raced the pacer's last tick when the
-        # loop was busy, and reported a 1-event shortfall that was not one.)
-        gen_elapsed = time.monotonic() - gen_started
-        mark_at = gen_elapsed
-        if watch.halted_at_s is not None:
-            # Stopped by a check: what fell due after the halt was not asked for, and what fell
-            # due just before it may not have been made yet (the schedule's tolerance).
-            mark_at = min(gen_elapsed, max(0.0, watch.halted_at_s - schedule.tolerance_s))
-        schedule.mark(progress.events, mark_at)
+        # loop was busy, and reported a 1-event shortfall that was not one.) Ended early (a
+        # signal, a stop asked for, an abort check), the mark is the pacer's last tick, unless a
+        # full stream held the pacer back longer than the tolerance: that is a shortfall.
+        elapsed, counted = steered.pacer.elapsed_s(), steered.pacer.counter.counted_to_s
+        schedule.mark(progress.events, counted if elapsed - counted <= schedule.tolerance_s else elapsed)
         await close(channels, config.ending, signals)
         if watching is not None:
             if watch.halted_at_s is not None:
@@ -261,6 +352,13 @@ async def _load(
     # The exit stack has stopped the local Firehose, which delivered everything it buffered.
     summary = _summary(config, run_id, progress.events, time.monotonic() - started, stats, spool, histograms)
     summary.schedule = schedule.summary(progress.events) | {"on_full": config.channel.on_full}
+    if pruner is not None:
+        summary.output_pruned = pruner.summary()
+    if config.sim_start is not None:
+        sim_s = min(steered.pacer.elapsed_s(), config.duration_s)
+        summary.simulated = simulated_summary(config.sim_start, sim_s, steered.generation_s)
+    if config.control or steered.control.changes:
+        summary.control = steered.control.summary(steered.steering.paused_s(schedule.marked_at_s))
     summary.cost = cost.run_cost(
         target.region,
         {s.name: s.billed_bytes for s in stats},
@@ -272,7 +370,7 @@ async def _load(
         summary.shard = {"index": config.shard.index, "count": config.shard.count}
     if config.checks:
         # Judged on the whole run's figures on the generation clock the live checks used.
-        end = dataclasses.replace(Figures.of_summary(summary.to_dict()), at_s=gen_elapsed)
+        end = dataclasses.replace(Figures.of_summary(summary.to_dict()), at_s=steered.generation_s)
         summary.checks = [v.to_dict() for v in watch.judge.verdicts(end)]
     summary.aborted = watch.aborted
     summary.write(run_summary_paths(config.output_dir, run_id, config.summary_json))
@@ -285,19 +383,16 @@ async def _load(
     return RunResult(summary, summary.exit_code())
 
 
-async def feed(
-    feeding: Coroutine[Any, Any, None], signals: Signals, spool: Spool, halt: asyncio.Event | None = None
-) -> None:
+async def feed(feeding: Coroutine[Any, Any, None], signals: Signals, spool: Spool) -> None:
     """Run what offers records to the channels (generation, or a spool being replayed) until it
-    ends, a signal comes, the dead-letter spool breaks (then nothing more may be taken), or
-    ``halt`` is set (an abort check)."""
+    ends, a signal comes, a stop is asked for (the control, an abort check: Signals.finished),
+    or the dead-letter spool breaks (then nothing more may be taken)."""
     task = asyncio.ensure_future(feeding)
-    events = (signals.stop, spool.broken) if halt is None else (signals.stop, spool.broken, halt)
-    stopping = asyncio.ensure_future(_first_set(*events))
+    stopping = asyncio.ensure_future(_first_set(signals.stop, signals.finished, spool.broken))
     await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
     if not task.done():
-        # A signal, or a spool that cannot take records any more: the feed may be blocked on a
-        # full stream.
+        # A signal, a stop asked for (Signals.finished), or a spool that cannot take records any
+        # more: the feed may be blocked on a full stream.
         task.cancel()
     stopping.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -307,6 +402,12 @@ async def feed(
             f"error: {spool.failure}; no new records are taken, records given up from now on are lost",
             file=sys.stderr,
         )
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _first_set(*events: asyncio.Event) -> None:
@@ -333,6 +434,25 @@ async def close(channels: Sequence[Inlet], ending: Ending, signals: Signals) -> 
     if not await first_done(closing, signals.abort):
         await asyncio.gather(*(c.abort() for c in channels))
     await closing
+
+
+# Simulated seconds a backfill's pacer moves per tick: events of one tick share a timestamp.
+SIM_TICK_S = 0.1
+
+
+def simulated_summary(sim_start: float, sim_s: float, wall_s: float) -> dict[str, Any]:
+    """The summary's ``simulated`` section: the window made, and how fast."""
+
+    def stamp(t: float) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+    return {
+        "start": stamp(sim_start),
+        "end": stamp(sim_start + sim_s),
+        "simulated_s": round(sim_s, 3),
+        "wall_s": round(wall_s, 3),
+        "simulated_s_per_wall_s": round(sim_s / wall_s, 1) if wall_s > 0 else None,
+    }
 
 
 GRACE_OVER = "shutdown grace period ended before delivery"

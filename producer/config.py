@@ -81,6 +81,18 @@ class RunConfig:
     checks: tuple[Check, ...] = ()
     # --results-url: where this shard leaves its summary and spool, and looks for an abort.
     results_url: ResultsUrl | None = None
+    # run --control: the control routes and the live page on the metrics server; the token
+    # (LOADGEN_CONTROL_TOKEN) every control request must carry, required off the loopback.
+    control: bool = False
+    control_token: str | None = None
+    # run --keep-output: the local target's delivered objects are deleted once this old.
+    keep_output_s: float | None = None
+    # run --control-from: a control document (file or s3:// URL) this producer follows.
+    control_from: str | None = None
+    control_every_s: float = 5.0
+    # run --sim-start/--sim-end (a backfill): the simulated start, seconds since the epoch; the
+    # window's length is duration_s.
+    sim_start: float | None = None
 
     @property
     def ending(self) -> Ending:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TextIO
 
@@ -20,6 +20,7 @@ from rich.live import Live
 from rich.table import Table
 
 from producer.config import RunConfig
+from producer.durations import format_duration
 from producer.summary import RunSummary
 from producer.telemetry.cost import cost_line
 from producer.telemetry.histogram import LATENCY_ACK, LATENCY_PUT, StreamHistograms
@@ -75,6 +76,10 @@ class LiveView:
         self.tty = out.isatty() if tty is None else tty
         self._previous = {s.name: (time.monotonic(), s.accepted) for s in stats}
         self._started = time.monotonic()
+        # Where the schedule is (control/run.schedule_status plus "generating"), when the run
+        # knows: elapsed of total, target now and next, paused; after generation, the drain.
+        self.schedule: Callable[[], Mapping[str, Any]] | None = None
+        self.keys_hint = ""  # the terminal keys, when they are on (control/keys.py)
 
     @classmethod
     def for_run(
@@ -122,10 +127,37 @@ class LiveView:
     def elapsed_s(self) -> float:
         return time.monotonic() - self._started
 
+    def target_now(self) -> float:
+        """What the schedule asks for now (a flash sale's base before its spike, 0 paused); the
+        run's nominal rate when the schedule is not known."""
+        return self.target_rate if self.schedule is None else float(self.schedule()["target_now"])
+
+    def headline(self, rows: Sequence[StreamRow]) -> str:
+        """Elapsed of total and the target now and next; once generation is over, the drain's
+        ETA (the records held over the rate they are being accepted at)."""
+        if self.schedule is None:
+            return f"{self.elapsed_s():.0f}s  target {self.target_rate:,.0f} events/s to every stream"
+        s = self.schedule()
+        when = f"{format_duration(s['elapsed_s'])} of {format_duration(s['duration_s'])}"
+        if not s["generating"]:
+            held = sum(r.queued for r in rows)
+            eta = max((r.queued / r.rate for r in rows if r.queued and r.rate > 0), default=None)
+            if not held:
+                return f"{when}  generation done, delivering the last records"
+            left = (
+                "ETA unknown (nothing accepted lately)" if eta is None else f"ETA ~{format_duration(eta + 1)}"
+            )
+            return f"{when}  draining {held:,} records, {left}"
+        if s["paused"]:
+            return f"{when}  PAUSED (rate {s['rate']:,.0f} events/s on resume)"
+        nxt = s["target_next"]
+        ahead = f", next {nxt['rate']:,.0f} in {format_duration(nxt['in_s'])}" if nxt else ""
+        return f"{when}  target now {s['target_now']:,.0f} events/s{ahead}"
+
     def table(self, rows: list[StreamRow]) -> Table:
+        hint = f"\n{self.keys_hint}" if self.keys_hint else ""
         table = Table(
-            title=f"firehose-loadgen  {self.elapsed_s():.0f}s  target {self.target_rate:,.0f} "
-            "events/s to every stream",
+            title=f"firehose-loadgen  {self.headline(rows)}{hint}",
             title_justify="left",
         )
         for column in (
@@ -162,7 +194,8 @@ class LiveView:
                 {
                     "event": "progress",
                     "elapsed_s": round(self.elapsed_s(), 1),
-                    "target_rate": self.target_rate,
+                    "target_rate": self.target_now(),
+                    "schedule": None if self.schedule is None else self.headline(rows),
                     "streams": {
                         r.name: {
                             "rate": round(r.rate, 1),
@@ -180,12 +213,14 @@ class LiveView:
                 }
             ).decode()
         streams = " | ".join(
-            f"{r.name}: {r.rate:,.0f}/s of {self.target_rate:,.0f} accepted {r.accepted:,} "
+            f"{r.name}: {r.rate:,.0f}/s of {self.target_now():,.0f} accepted {r.accepted:,} "
             f"retried {r.retried:,} throttled {r.throttled:,} dead {r.dead_lettered:,} "
             f"billed {_mb(r.billed_bytes)} p99 {_ms(r.p99_s)}"
             for r in rows
         )
-        return f"[{self.elapsed_s():4.0f}s] {streams}"
+        if self.schedule is None:
+            return f"[{self.elapsed_s():4.0f}s] {streams}"
+        return f"[{self.headline(rows)}] {streams}"
 
     async def run(self) -> None:
         if self.tty and self.log_format == "text":

@@ -20,3 +20,15 @@ def parse_duration(text: str) -> float:
     if not parts or "".join(n + u for n, u in parts) != value:
         raise ValueError(f"{text!r} is not a duration; use forms like 30s, 10m, 1h or 1h30m")
     return sum(float(n) * _UNITS[u] for n, u in parts)
+
+
+def format_duration(seconds: float | None) -> str:
+    """A duration as the live view and ``ctl`` show it; None is a run without end.
+
+    Example: ``format_duration(3725) == "1h02m05s"``, ``format_duration(65) == "1m05s"``.
+    """
+    if seconds is None or seconds == float("inf"):
+        return "forever"
+    s = int(seconds)
+    h, rest = divmod(s, 3600)
+    return f"{h}h{rest // 60:02d}m{rest % 60:02d}s" if h else f"{rest // 60}m{rest % 60:02d}s"

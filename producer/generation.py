@@ -5,10 +5,11 @@ each record is offered to the streams its source is routed to."""
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -69,13 +70,16 @@ async def generate(
     stop: asyncio.Event,
     progress: Progress,
     run_id: str,
+    pacer: Pacer | None = None,
+    event_clock: Callable[[], float] = time.time,
 ) -> None:
     """Offer every due event to its streams. With ``config.trace_fields`` each event carries
     ``run_id`` and ``seq`` (0-based, one per event, the same in every stream), so an audit can
     count loss and duplication exactly. A sharded producer's k-th event has
     ``seq = k * shard.count + shard.index``: shards sharing a run id never share a seq."""
     profile = config.profile
-    pacer = Pacer(scaled(profile.rate_shape, config.rate / profile.rate), config.duration_s)
+    if pacer is None:
+        pacer = Pacer(scaled(profile.rate_shape, config.rate / profile.rate), config.duration_s)
     targets = route(channels, profile.routes)
     trace = config.trace_fields
     shard = config.shard if config.shard.count > 1 else None
@@ -134,7 +138,8 @@ async def generate(
                 if left <= 0:
                     return False
                 try:
-                    async with asyncio.timeout(left):
+                    # A run without end (--duration forever) waits as long as it takes.
+                    async with asyncio.timeout(None if math.isinf(left) else left):
                         await channel.wait_for_space()
                 except TimeoutError:
                     return False
@@ -143,7 +148,7 @@ async def generate(
     on_time = True
     async for due in pacer.ticks(stop):
         progress.target_rate = pacer.counter.current_rate
-        now = time.time()
+        now = event_clock()  # the wall clock, or a backfill's simulated one
         for _ in range(due):
             if not on_time:
                 break  # past the duration: an event made now would not be on time

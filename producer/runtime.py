@@ -22,12 +22,24 @@ def run_async(main: Coroutine[Any, Any, T]) -> T:
 
 
 class Signals:
-    """First SIGINT/SIGTERM: stop generating and shut down gracefully. Second SIGINT: abort."""
+    """First SIGINT/SIGTERM: stop generating and shut down gracefully. Second SIGINT: abort.
+
+    ``finish(reason)`` is the other way a run ends early, asked from inside (the control API's
+    stop, a check's abort): generation stops as at the end of --duration and delivery drains
+    normally (--drain-timeout); a signal during that drain still cuts it short."""
 
     def __init__(self) -> None:
         self.stop = asyncio.Event()
         self.abort = asyncio.Event()
+        self.finished = asyncio.Event()
+        self.finish_reason: str | None = None
         self._installed: list[signal.Signals] = []
+
+    def finish(self, reason: str) -> None:
+        """End generation now and drain as a run that reached its end does; the first reason stays."""
+        if self.finish_reason is None:
+            self.finish_reason = reason
+        self.finished.set()
 
     def install(self) -> None:
         loop = asyncio.get_running_loop()

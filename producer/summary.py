@@ -79,6 +79,9 @@ _RUN_KEYS = (
     "shard",
     "checks",
     "aborted",
+    "control",
+    "output_pruned",
+    "simulated",
 )
 _WORKER_KEYS = ("dead_letter_paths", "complete", "workers")
 _SHARD_KEYS = ("dead_letter_paths", "complete", "shards")
@@ -118,6 +121,12 @@ class RunSummary:
     checks: list[dict[str, Any]] | None = None
     # An abort check ended the run early: {"check", "at_s"} (and "shard" when another shard's did).
     aborted: dict[str, Any] | None = None
+    # run --control: every change (time, change, who) and the time spent paused.
+    control: dict[str, Any] | None = None
+    # run --keep-output: the delivered objects deleted (local/prune.py), which the audit cannot check.
+    output_pruned: dict[str, Any] | None = None
+    # run --sim-start/--sim-end: the simulated window made, and simulated seconds per wall second.
+    simulated: dict[str, Any] | None = None
     # A run with --workers: every worker's spool, and which workers ended without a summary.
     dead_letter_paths: list[str] | None = None
     complete: bool | None = None
@@ -149,7 +158,11 @@ class RunSummary:
             value = getattr(self, key)
             if key == "streams":
                 value = {name: s.to_dict() for name, s in self.streams.items()}
-            elif key in ("schedule", "cost", "shard", "checks", "aborted") and value is None:
+            elif (
+                key
+                in ("schedule", "cost", "shard", "checks", "aborted", "control", "output_pruned", "simulated")
+                and value is None
+            ):
                 continue
             out[key] = value
         return out

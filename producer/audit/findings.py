@@ -78,6 +78,9 @@ class StreamFindings:
     untraced_records: int = 0  # delivered records with no trace fields
     other_runs: int = 0  # delivered records of other runs in the same objects
     objects_gone: list[str] = field(default_factory=list)  # in the delivery log, not on disk
+    # Deleted by run --keep-output (the log says so): objects and their records, not checkable.
+    pruned_objects: int = 0
+    pruned_records: int = 0
     notes: list[str] = field(default_factory=list)
 
     def delivered(self, seq: int, event_time: float | None, delivered_at: float | None) -> None:

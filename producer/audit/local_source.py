@@ -3,6 +3,8 @@
 The log (OUTPUT_DIR/_firehose/delivery-log.jsonl) has one line per object written, with the
 stream, destination label, key, size and delivery time, so freshness and object sizes are
 exact. An object named in the log but gone from disk is reported; its records count as missing.
+One that ``run --keep-output`` deleted is logged as ``{"pruned": KEY}`` (local/prune.py): the
+audit says how many objects and records it could no longer check instead.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ def read_local(output_dir: Path, run: RunInfo, streams: Iterable[str]) -> dict[s
         raise UsageError(f"{log}: no delivery log; was this output folder written by the local Firehose?")
     wanted = set(streams)
     found: dict[str, StreamFindings] = {}
+    pruned = {str(e["pruned"]) for e in _entries(log) if "pruned" in e}
     for entry in _entries(log):
         stream = entry.get("stream")
         if stream not in wanted:
@@ -43,7 +46,7 @@ def read_local(output_dir: Path, run: RunInfo, streams: Iterable[str]) -> dict[s
         if label in DELIVERED_LABELS:
             findings = found.setdefault(stream, StreamFindings(stream, label))
             findings.destination = label
-            _read_delivered(output_dir, run.run_id, entry, key, findings)
+            _read_delivered(output_dir, run.run_id, entry, key, findings, key in pruned)
         elif label.startswith(ERROR_LABEL):
             findings = found.setdefault(stream, StreamFindings(stream, "s3"))
             in_window = _in_window(entry, run.window)
@@ -68,13 +71,17 @@ def _entries(log: Path) -> Iterable[dict[str, Any]]:
 
 
 def _read_delivered(
-    output_dir: Path, run_id: str, entry: dict[str, Any], key: str, findings: StreamFindings
+    output_dir: Path, run_id: str, entry: dict[str, Any], key: str, findings: StreamFindings, pruned: bool
 ) -> None:
     path = output_dir / key
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        findings.objects_gone.append(key)
+        if pruned:
+            findings.pruned_objects += 1
+            findings.pruned_records += int(entry.get("records", 0))
+        else:
+            findings.objects_gone.append(key)
         return
     delivered_at = _float(entry.get("delivered_at"))
     mine, oldest = objects.tally(findings, data, run_id, delivered_at)

@@ -120,6 +120,12 @@ def reconcile(run: RunInfo, found: StreamFindings, hints: BufferHints | None) ->
         )
     if not exact:
         notes.append("not every event was routed to this stream: missing is a count, not a list")
+    if found.pruned_objects:
+        notes.append(
+            f"run --keep-output deleted {found.pruned_objects:,} delivered objects "
+            f"({found.pruned_records:,} records, of this run or others) before this audit: their events "
+            "could not be checked, and the missing include them"
+        )
     start = min(found.per_second) if found.per_second else 0
     return StreamAudit(
         stream=found.stream,

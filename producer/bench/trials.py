@@ -98,7 +98,7 @@ def _scrape(port: int, pid: int) -> Scrape | None:
     except OSError:
         return None
     at = time.monotonic()
-    rss = _status_mb(pid, "VmRSS")
+    rss = status_mb(pid, "VmRSS")
     clock: float | None = None
     accepted = events = cpu = 0.0
     buckets: dict[float, float] = {}
@@ -117,7 +117,7 @@ def _scrape(port: int, pid: int) -> Scrape | None:
     return Scrape(at, clock, accepted, events, cpu, rss, buckets)
 
 
-def _status_mb(pid: int, key: str) -> float | None:
+def status_mb(pid: int, key: str) -> float | None:
     """A memory line of /proc/PID/status (VmRSS, VmHWM) in MB; None once the process is gone."""
     with contextlib.suppress(OSError):
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -241,7 +241,7 @@ def run_trial(
         while time.monotonic() - first_record < warmup_s + measure_s:
             time.sleep(1.0)
             scrapes.append(_scrape(port, proc.pid))
-        peak = _status_mb(proc.pid, "VmHWM") or 0.0
+        peak = status_mb(proc.pid, "VmHWM") or 0.0
         # Measured: stop it. Above its capacity a producer would otherwise keep catching up on
         # the schedule's backlog (the pacer is open loop) long after the window.
         proc.send_signal(signal.SIGTERM)

@@ -10,7 +10,7 @@ import typer
 
 from producer import pipeline
 from producer.cli import options
-from producer.errors import UsageError
+from producer.errors import EXIT_CHECK_FAILED, UsageError
 
 
 def _seconds(option: str, text: str) -> float:
@@ -123,6 +123,30 @@ def reference(
     )
 
 
+def soak_memory(
+    rate: Annotated[float, typer.Option(help="Steady events/s (to both streams).")] = 500,
+    minutes: Annotated[int, typer.Option(help="How long; RSS is read once a minute.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Memory over a long steady run (run --duration forever against a discarding local
+    Firehose): RSS each minute; exit 5 unless it grew less than 5% from the first minute."""
+    if rate <= 0 or minutes < 2:
+        raise UsageError("--rate must be > 0 and --minutes at least 2")
+    from producer.bench.soak_memory import soak_memory as measure
+
+    result = measure(rate, minutes, None if as_json else typer.echo)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        typer.echo(
+            f"RSS {result['rss_first_minute_mib']} MiB at minute 1, {result['rss_last_minute_mib']} MiB "
+            f"at minute {minutes}: {result['growth']:+.1%} (target under {result['target_growth']:.0%}); "
+            f"{result['events_generated']:,} events, run exit code {result['run_exit_code']}"
+        )
+    if not result["ok"]:
+        raise typer.Exit(EXIT_CHECK_FAILED)
+
+
 def register(app: typer.Typer) -> None:
     bench = typer.Typer(
         help="Benchmarks: `bench` end to end, `bench events` the generators.",
@@ -131,4 +155,5 @@ def register(app: typer.Typer) -> None:
     )
     bench.callback()(bench_main)
     bench.command("reference", hidden=True)(reference)
+    bench.command("soak-memory")(soak_memory)
     app.add_typer(bench, name="bench")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -15,6 +17,7 @@ from producer.bench import events as bench_events
 from producer.checks.expr import Check, parse_checks
 from producer.cli import audit as audit_commands
 from producer.cli import bench as bench_commands
+from producer.cli import control as control_commands
 from producer.cli import local as local_commands
 from producer.cli import merge as merge_command
 from producer.cli import options
@@ -22,6 +25,7 @@ from producer.cli import profiles as profile_commands
 from producer.cli import replay as replay_command
 from producer.cli import stack as stack_commands
 from producer.config import RunConfig, TargetKind
+from producer.control.server import TOKEN_VARIABLE, check_bind
 from producer.delivery.channel import ChannelSettings
 from producer.delivery.packing import DEFAULT_TARGET_BYTES
 from producer.delivery.retry import RetryPolicy
@@ -88,7 +92,10 @@ def run(
     ] = None,
     duration: Annotated[
         str | None,
-        typer.Option(help="How long to generate: 30s, 10m, 1h.", envvar="LOADGEN_DURATION"),
+        typer.Option(
+            help="How long to generate: 30s, 10m, 1h, 7d, or forever (until stopped).",
+            envvar="LOADGEN_DURATION",
+        ),
     ] = None,
     stream: Annotated[
         list[str] | None,
@@ -266,6 +273,49 @@ def run(
             envvar="LOADGEN_PACK_BYTES",
         ),
     ] = DEFAULT_TARGET_BYTES,
+    keep_output: Annotated[
+        str | None,
+        typer.Option(
+            help="Local target: delete delivered objects once they are this old (1h, 2d), so a long "
+            "demo does not fill the disk; the audit then says what it could no longer check.",
+            envvar="LOADGEN_KEEP_OUTPUT",
+        ),
+    ] = None,
+    control_from: Annotated[
+        str | None,
+        typer.Option(
+            help="Follow a control document (a file or s3://BUCKET/KEY, JSON: rate, paused, stop), "
+            "read every --control-every: the shards of a distributed run each take their share of "
+            "its rate.",
+            envvar="LOADGEN_CONTROL_FROM",
+        ),
+    ] = None,
+    control_every: Annotated[
+        str,
+        typer.Option(help="How often --control-from is read.", envvar="LOADGEN_CONTROL_EVERY"),
+    ] = "5s",
+    sim_start: Annotated[
+        str | None,
+        typer.Option(
+            help="Backfill: make the events of the window from here to --sim-end (ISO 8601, UTC) "
+            "in simulated time, as fast as the streams take them.",
+            envvar="LOADGEN_SIM_START",
+        ),
+    ] = None,
+    sim_end: Annotated[
+        str | None,
+        typer.Option(help="Backfill: the end of the simulated window.", envvar="LOADGEN_SIM_END"),
+    ] = None,
+    control: Annotated[
+        bool,
+        typer.Option(
+            "--control",
+            help="Steer the run live on the metrics server: a web page at /, GET/PATCH /v1/status "
+            "(rate, paused), POST /v1/stop; `firehose-loadgen ctl`. Off 127.0.0.1 it needs "
+            "LOADGEN_CONTROL_TOKEN.",
+            envvar="LOADGEN_CONTROL",
+        ),
+    ] = False,
     run_id: options.RunId = None,
     check: Annotated[
         list[str] | None,
@@ -286,7 +336,12 @@ def run(
     loaded = resolve_profile(profile)
     if rate is not None and not rate > 0:
         raise UsageError(f"--rate must be a number of events per second > 0, got {rate:g}")
-    duration_s = options.optional_duration("--duration", duration, strict=True)
+    duration_s = options.run_duration(duration)
+    backfill = options.sim_window(sim_start, sim_end, time.time())
+    if backfill is not None:
+        if duration is not None:
+            raise UsageError("--duration and --sim-start/--sim-end both say how long: pass one of them")
+        duration_s = backfill[1]
     for name, value in (
         ("--max-in-flight", max_in_flight),
         ("--max-held", max_held),
@@ -305,6 +360,11 @@ def run(
         metrics_port = DEFAULT_METRICS_PORT
     if not 0 <= metrics_port <= 65535:
         raise UsageError(f"--metrics-port must be 0..65535, got {metrics_port}")
+    control_token = os.environ.get(TOKEN_VARIABLE) or None
+    if control:
+        if no_metrics:
+            raise UsageError("--control is served by the metrics server: drop --no-metrics")
+        check_bind(metrics_host, control_token)
     from producer.workers import plan as worker_plan
 
     worker_count = worker_plan.parse_workers(workers, shard)
@@ -362,7 +422,20 @@ def run(
         local_transform=streams.transform,
         checks=_checks(loaded, check, streams.names),
         results_url=options.results_url(results_url),
+        control=control,
+        control_token=control_token,
+        keep_output_s=options.optional_duration("--keep-output", keep_output, strict=True),
+        control_from=control_from,
+        control_every_s=options.duration("--control-every", control_every, strict=True),
+        sim_start=None if backfill is None else backfill[0],
     )
+    if keep_output is not None and run_target.kind is not TargetKind.LOCAL:
+        raise UsageError(
+            "--keep-output prunes the embedded local Firehose's output: it needs the local target"
+        )
+    warning = options.shape_warning(config.profile.rate_shape, config.rate / loaded.rate, config.duration_s)
+    if warning and not quiet:  # --quiet: the summary only (a --workers parent warns for its workers)
+        print(f"warning: {warning}", file=sys.stderr)
     from producer.app import run_load
     from producer.runtime import run_async
 
@@ -389,6 +462,7 @@ local_commands.register(app)
 audit_commands.register(app)  # audit, soak
 merge_command.register(app)
 stack_commands.register(app)
+control_commands.register(app)  # ctl
 
 
 def main() -> None:

@@ -7,6 +7,8 @@ text into values with ``duration``/``endpoint_url``, which fail with one UsageEr
 
 from __future__ import annotations
 
+import datetime
+import math
 import os
 from pathlib import Path
 from typing import Annotated
@@ -17,6 +19,7 @@ from producer.config import Target, TargetKind
 from producer.durations import parse_duration
 from producer.errors import UsageError
 from producer.results.url import ResultsUrl, parse_results_url
+from producer.schedule import RateShape, peak_reached
 
 
 def duration(option: str, text: str, *, strict: bool = False) -> float:
@@ -32,6 +35,62 @@ def duration(option: str, text: str, *, strict: bool = False) -> float:
 
 def optional_duration(option: str, text: str | None, *, strict: bool = False) -> float | None:
     return None if text is None else duration(option, text, strict=strict)
+
+
+FOREVER = "forever"
+
+
+def run_duration(text: str | None) -> float | None:
+    """``run --duration``: a duration above 0, or ``forever`` (math.inf: until stopped)."""
+    if text is not None and text.strip().lower() == FOREVER:
+        return math.inf
+    return optional_duration("--duration", text, strict=True)
+
+
+def shape_warning(shape: RateShape, factor: float, duration_s: float) -> str | None:
+    """A line when the run ends before its shape reaches its peak (a flash sale cut off before
+    the sale): the live view would show a modest rate and the reader take the run for failing."""
+    if math.isinf(duration_s):
+        return None
+    within, peak_at = peak_reached(shape, duration_s)
+    if within >= 0.99 * shape.peak:
+        return None
+    when = f" at {peak_at:g}s" if peak_at is not None else ""
+    return (
+        f"--duration {duration_s:g}s ends before the shape's peak "
+        f"({shape.peak * factor:,.0f} events/s{when}); this run tops out at "
+        f"{within * factor:,.0f} events/s. Lengthen --duration to reach it"
+    )
+
+
+def timestamp(option: str, text: str) -> float:
+    """Seconds since the epoch from ISO 8601 (2026-11-30, 2026-11-30T08:00:00Z); UTC unless
+    the text gives an offset."""
+    try:
+        when = datetime.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(
+            f"{option} {text!r} is not a time; use ISO 8601 such as 2026-11-30T08:00:00Z"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return when.timestamp()
+
+
+def sim_window(start: str | None, end: str | None, now: float) -> tuple[float, float] | None:
+    """``--sim-start``/``--sim-end``: a past window (start, seconds long), or None."""
+    if start is None and end is None:
+        return None
+    if start is None or end is None:
+        raise UsageError("a backfill needs both --sim-start and --sim-end")
+    begin, finish = timestamp("--sim-start", start), timestamp("--sim-end", end)
+    if finish <= begin:
+        raise UsageError(f"--sim-end {end} must be after --sim-start {start}")
+    if finish > now:
+        raise UsageError(
+            f"--sim-end {end} is in the future: a backfill makes past events; run live for the rest"
+        )
+    return begin, finish - begin
 
 
 def endpoint_url(text: str | None, option: str = "--endpoint-url") -> str | None:

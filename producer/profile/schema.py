@@ -49,6 +49,21 @@ Seconds = Annotated[
     BeforeValidator(_duration),
     AfterValidator(_number_check("must be a duration > 0 (30s, 10m, 1h)", lambda v: v > 0)),
 ]
+
+
+def _run_duration(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().lower() == "forever":
+        return math.inf  # until stopped
+    return _duration(value)
+
+
+def _run_seconds_check(value: float) -> float:
+    if math.isnan(value) or not value > 0 or (math.isinf(value) and value != math.inf):
+        raise ValueError("must be a duration > 0 (30s, 10m, 1h) or forever")
+    return value
+
+
+RunSeconds = Annotated[float, BeforeValidator(_run_duration), AfterValidator(_run_seconds_check)]
 StartSeconds = Annotated[
     float,
     BeforeValidator(_duration),
@@ -202,7 +217,7 @@ class ProfileSpec(Strict):
     mix: Annotated[dict[GeneratorName, Weight], AfterValidator(_mix_total)]
     generators: GeneratorsSpec = GeneratorsSpec()
     rate: ShapeSpec = ConstantSpec(shape="constant", rate=100)
-    duration: Seconds = 30.0
+    duration: RunSeconds = 30.0  # forever: until stopped (run --duration forever)
     format: Literal["json", "csv"] = "json"
     malformed: MalformedSpecModel = MalformedSpecModel()
     routes: dict[str, list[GeneratorName]] = Field(default_factory=dict)

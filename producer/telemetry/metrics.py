@@ -236,13 +236,21 @@ def build_registry(telemetry: RunTelemetry) -> CollectorRegistry:
     return registry
 
 
-class MetricsServer:
-    """Serves /metrics (and /healthz for container health checks) on the event loop."""
+# Adds more routes to the metrics server's app (run --control: producer/control/server.py).
+Routes = Callable[[web.Application], None]
 
-    def __init__(self, registry: CollectorRegistry, host: str, port: int) -> None:
+
+class MetricsServer:
+    """Serves /metrics (and /healthz for container health checks) on the event loop, plus
+    whatever ``routes`` adds."""
+
+    def __init__(
+        self, registry: CollectorRegistry, host: str, port: int, routes: Routes | None = None
+    ) -> None:
         self._registry = registry
         self._host = host
         self._port = port
+        self._routes = routes
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -250,6 +258,8 @@ class MetricsServer:
         app = web.Application()
         app.router.add_get("/metrics", make_aiohttp_handler(self._registry))
         app.router.add_get("/healthz", _healthz)
+        if self._routes is not None:
+            self._routes(app)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         await web.TCPSite(self._runner, self._host, self._port).start()
@@ -263,12 +273,12 @@ class MetricsServer:
 
 
 async def start_metrics(
-    registry: CollectorRegistry, host: str, port: int, fallback: bool
+    registry: CollectorRegistry, host: str, port: int, fallback: bool, routes: Routes | None = None
 ) -> tuple[MetricsServer, str]:
     """Start /metrics on ``host:port``. With ``fallback`` (the port was not asked for, only
     defaulted) a taken port gives way to any free one, and the note returned says so; an
     explicit port stays strict: one line, exit 2. Returns the server and that note ("" if none)."""
-    server = MetricsServer(registry, host, port)
+    server = MetricsServer(registry, host, port, routes)
     try:
         await server.start()
         return server, ""
@@ -278,7 +288,7 @@ async def start_metrics(
                 f"cannot serve metrics on {host}:{port} ({exc.strerror}); "
                 "pass another --metrics-port, 0 for any free port, or --no-metrics"
             ) from None
-    server = MetricsServer(registry, host, 0)
+    server = MetricsServer(registry, host, 0, routes)
     await server.start()
     return server, f" (port {port} is taken; --metrics-port N to choose one)"
 

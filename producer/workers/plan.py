@@ -41,6 +41,9 @@ _PARENT_OWNED = {
     "dead_letter",
     "output_dir",
     "results_url",
+    "keep_output",  # the parent prunes the one output folder its local Firehose delivers to
+    "control_from",  # the parent follows the document and steers its workers' controls
+    "control_every",
 }
 
 
@@ -138,6 +141,7 @@ def worker_argv(plan: WorkerPlan, worker: Worker, run_id: str, endpoint_url: str
         "--metrics-host", "127.0.0.1",
         "--metrics-port", str(worker.port),
         "--metrics-linger", f"{WORKER_LINGER_S}s",
+        *(["--control"] if plan.config.control_from else []),  # steered by the parent
         "--summary-json", str(worker.summary_path),
         "--dead-letter", str(worker.dead_letter),
         # Its own runs/ folder: the run's OUTPUT_DIR/runs/RUN_ID.json is the parent's sum.

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import functools
 import os
 import shutil
 import signal
@@ -47,10 +48,15 @@ from producer import pipeline
 from producer.app import RunResult, new_run_id
 from producer.config import RunConfig, TargetKind
 from producer.console import LiveView, print_summary
+from producer.control import document
+from producer.control.server import add_routes
+from producer.control.state import RunControl
 from producer.errors import EXIT_USAGE, LoadgenError, UsageError
 from producer.local.process import ready_url, serve_command
+from producer.local.prune import OutputPruner
 from producer.results.store import ABORT_KEY, MARKER_POLL_S, ResultsStore, open_store, publish_shard
 from producer.results.url import parse_results_url, shard_name
+from producer.schedule import Steering
 from producer.summary import RunSummary, run_summary_paths
 from producer.telemetry.aggregate import (
     Family,
@@ -64,6 +70,7 @@ from producer.telemetry.metrics import MetricsServer, start_metrics
 from producer.telemetry.stats import StreamStats
 from producer.workers.merge import apply_scrape, combine, exit_code
 from producer.workers.plan import WORKERS_RESULTS, Worker, WorkerPlan, spool_path, worker_argv
+from producer.workers.steer import SteeredWorkers
 
 SCRAPE_INTERVAL_S = 1.0
 POLL_S = 0.2
@@ -337,17 +344,36 @@ async def _run_workers(plan: WorkerPlan, run_id: str, out: TextIO, store: Result
     local: asyncio.subprocess.Process | None = None
     metrics: MetricsServer | None = None
     relay: asyncio.Task[None] | None = None
+    control: RunControl | None = None
+    pruner: OutputPruner | None = None
+    pruning: asyncio.Task[None] | None = None
+    following: asyncio.Task[None] | None = None
     note = ""
     try:
         endpoint = None
         if config.target.kind is TargetKind.LOCAL:
             local, endpoint = await _start_local(config, scratch)
+        routes = None
+        # The whole run's schedule, for the live view, and what the control steers.
+        steered = SteeredWorkers(
+            Steering(config.profile.rate_shape, config.rate / config.profile.rate),
+            config.duration_s,
+            lambda: sup.workers,
+            lambda: sup.total,
+            config.streams,
+            {"run_id": run_id, "profile": config.profile.name, "target": config.target.describe()},
+        )
+        if config.control or config.control_from:
+            control = RunControl(steered, lambda line: print(line, file=sys.stderr, flush=True))
+            if config.control:
+                routes = functools.partial(add_routes, control=control, token=config.control_token)
         if config.metrics_port is not None:
             metrics, note = await start_metrics(
                 build_aggregate_registry(sup.metrics_source),
                 config.metrics_host,
                 config.metrics_port,
                 config.metrics_port_fallback,
+                routes,
             )
         sup.workers = [
             Worker(
@@ -384,13 +410,27 @@ async def _run_workers(plan: WorkerPlan, run_id: str, out: TextIO, store: Result
         stats = [StreamStats(name, target_rate=config.rate) for name in config.streams]
         histograms = {name: StreamHistograms() for name in config.streams}
         live = LiveView.for_run(config, stats, histograms, out)
+        live.schedule = steered.schedule
         deadline = asyncio.create_task(sup.deadline())
+        if control is not None and config.control_from:
+            following = asyncio.create_task(
+                document.follow(
+                    config.control_from,
+                    control,
+                    config.shard.rate_share,
+                    config.target.region,
+                    config.control_every_s,
+                )
+            )
+        if local is not None and config.keep_output_s is not None:
+            pruner = OutputPruner(config.output_dir, config.keep_output_s)
+            pruning = asyncio.create_task(pruner.run())
         live_task = None
         if not config.quiet:
             live_task = asyncio.create_task(_live(live, sup, stats, histograms))
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
             await asyncio.gather(*(sup.watch(w, session) for w in sup.workers))
-        for task in (deadline, live_task):
+        for task in (deadline, live_task, pruning, following):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -402,6 +442,10 @@ async def _run_workers(plan: WorkerPlan, run_id: str, out: TextIO, store: Result
             # Every worker refused the same options or endpoint: that one line, not a summary.
             raise UsageError(_usage_line(sup.workers))
         summary = combine(config, run_id, sup.workers, time.monotonic() - started)
+        if pruner is not None:
+            summary.output_pruned = pruner.summary()
+        if control is not None:
+            summary.control = control.summary(steered.steering.paused_s(steered.elapsed_s()))
         # The workers' own codes (a usage error, nothing to count) and the merged books.
         code = max(exit_code(sup.workers), summary.exit_code())
         summary.write(run_summary_paths(config.output_dir, run_id, config.summary_json))

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import struct
 import subprocess
 import zlib
@@ -13,16 +12,10 @@ from pathlib import Path
 from producer.audit import output, svg
 from producer.audit.hints import BufferHints
 from producer.audit.runner import AuditRequest, run_audit
+from tests.browser import FLAGS, chromium
 from tests.integration.audit_support import traced_run
 
 WIDTH, HEIGHT = 1200, 1400
-
-
-def _chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    # A failure, not a skip: `make test` installs it (`make deps`), and a skipped render test proves nothing.
-    assert found, "headless Chromium is needed for this test: apt-get install -y chromium"
-    return found
 
 
 def _pixels(png: bytes) -> tuple[int, int, list[bytes]]:
@@ -69,7 +62,7 @@ def _pixels(png: bytes) -> tuple[int, int, list[bytes]]:
 
 
 def test_html_report_renders_charts_in_headless_chromium(tmp_path: Path) -> None:
-    browser = _chromium()
+    browser = chromium()
     out = tmp_path / "out"
     with traced_run(out) as run:
         for _ in range(3):
@@ -83,15 +76,7 @@ def test_html_report_renders_charts_in_headless_chromium(tmp_path: Path) -> None
     subprocess.run(
         [
             browser,
-            "--headless",
-            "--no-sandbox",  # tests run as root in CI containers
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            # Any name lookup fails: the page must render from the file alone.
-            "--host-resolver-rules=MAP * ~NOTFOUND",
+            *FLAGS,  # headless, and any name lookup fails: the page must render from the file alone
             f"--user-data-dir={profile}",
             f"--window-size={WIDTH},{HEIGHT}",
             f"--screenshot={shot}",

@@ -138,9 +138,10 @@ def _offenders(allowed: str, forbidden: tuple[str, ...], modules: dict[str, Path
 # runtime import nothing of ours; firehose/, aws/, telemetry/, events/ speak to one thing each;
 # delivery/ sends (through firehose/, counting in telemetry/); local/, audit/, bench/, profile/
 # stand on those, and streams/ decides which streams a run uses, configured how; config,
-# generation, app (the composition root) and replay assemble a run; workers/ runs several;
-# cli/ may import anything, and nothing imports it (test below). A new folder must be placed
-# here, and an edge not listed is an import pointing the wrong way.
+# generation, app (the composition root) and replay assemble a run; control/ steers one while
+# it goes; workers/ runs several; cli/ may import anything, and nothing imports it (test
+# below). A new folder must be placed here, and an edge not listed is an import pointing the
+# wrong way.
 _BASE = {"errors", "durations", "shipped"}
 MAY_IMPORT: dict[str, set[str]] = {
     "__main__": {"cli"},
@@ -154,7 +155,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "pipeline": set(),
     "firehose": {"errors"},
     "aws": {"errors", "shipped"},
-    "telemetry": {"errors"},
+    # The schedule check integrates the (steered) schedule as the pacer does (schedule.integrate).
+    "telemetry": {"errors", "schedule"},
     "events": set(),
     "encoding": {"events", "firehose"},
     "summary": {"errors", "telemetry", "checks"},
@@ -166,15 +168,28 @@ MAY_IMPORT: dict[str, set[str]] = {
     "checks": {"errors", "durations", "telemetry"},
     "results": {"errors", "aws", "checks", "summary", "telemetry"},
     "config": {"sharding", "delivery", "profile", "checks", "results"},
-    "console": {"config", "summary", "telemetry"},
+    "console": {"config", "durations", "summary", "telemetry"},
     "generation": {"config", "encoding", "schedule", "delivery", "events", "firehose"},
     "audit": _BASE | {"pipeline", "summary", "aws", "delivery", "firehose", "local", "streams", "telemetry"},
     "bench": {"errors", "encoding", "pipeline", "events", "firehose", "local", "profile", "telemetry"},
+    # control/ steers a running run: its schedule, its early end (runtime), its figures.
+    "control": _BASE | {"aws", "runtime", "schedule", "telemetry"},
     "app": {"errors", "config", "console", "generation", "pipeline", "runtime", "schedule"}
-    | {"summary", "delivery", "events", "firehose", "local", "streams", "telemetry", "checks", "results"},
+    | {
+        "summary",
+        "delivery",
+        "events",
+        "firehose",
+        "local",
+        "streams",
+        "telemetry",
+        "checks",
+        "results",
+        "control",
+    },
     "replay": {"app", "config", "errors", "runtime", "summary", "delivery", "firehose", "telemetry"},
     "workers": {"app", "config", "console", "errors", "pipeline", "sharding", "summary"}
-    | {"local", "streams", "telemetry", "results"},
+    | {"local", "streams", "telemetry", "results", "control", "schedule"},
 }
 
 
