@@ -122,7 +122,8 @@ async def generate(
     sizes: list[int] = []
 
     async def flush() -> bool:
-        """Offer the chunk; False once the run's duration has passed (generation stops there).
+        """Offer the chunk; False once the run's duration has passed (Pacer.past_end: generation
+        stops there).
 
         Every stream takes the chunk before any wait (offer_many under --on-full block), so
         a wait cancelled by a signal or by the end of the duration leaves no stream short of
