@@ -135,16 +135,22 @@ class PackingStage:
         reason: Reason = Reason.SHUTDOWN_DEADLINE,
         message: str = "shutdown grace period ended before delivery",
     ) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._flush()
+        self._flush_now()
         await self.channel.close(wait_s, reason, message)
 
     def cut_short(self, wait_s: float, reason: Reason, message: str) -> None:
         self.channel.cut_short(wait_s, reason, message)
 
     async def abort(self) -> None:
+        # The events still being packed go to the channel first, which spools them with the
+        # rest: abort() does not pass through close() here.
+        self._flush_now()
         await self.channel.abort()
+
+    def _flush_now(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._flush()
 
 
 def unpackable(stream: str, description: Mapping[str, Any]) -> str | None:

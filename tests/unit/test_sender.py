@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from producer.delivery.channel import ChannelSettings, StreamChannel
+from producer.delivery.packing import PackingStage
 from producer.delivery.ratecontrol import RateControlSettings
 from producer.delivery.retry import RetryPolicy
 from producer.delivery.spool import Spool, SpoolEntry, read_spool
@@ -548,6 +549,28 @@ async def test_abort_cuts_the_grace_short(tmp_path: Path) -> None:
     # duplicates); anything else as Aborted.
     assert len(entries) == 30 and set(reasons) <= {"Aborted", "OutcomeUnknown"}
     assert reasons["OutcomeUnknown"] == channel.stats.possible_duplicates > 0
+    _books(channel)
+
+
+async def test_abort_spools_the_events_a_packing_stage_still_holds(tmp_path: Path) -> None:
+    # A second Ctrl-C must spool everything not yet accepted, the events waiting to be packed
+    # too (the packing stage's linger is long here, so they wait there; the endpoint stalls).
+    # Before, abort went past the stage: its events were in no book, neither sent nor spooled.
+    client = FakeClient()
+    client.gate = asyncio.Event()
+    channel, spool = _channel(tmp_path, client)
+    stage = PackingStage(channel, 5_000, linger_s=60.0)
+    stage.start()
+    events = _items(3)
+    for event in events:
+        assert stage.offer(event) is None
+    async with asyncio.timeout(5):
+        await stage.abort()
+    entries = _spooled(spool)
+    # One packed record: cut off in flight (OutcomeUnknown) or not sent yet (Aborted).
+    assert len(entries) == 1 and entries[0].reason in {"Aborted", "OutcomeUnknown"}
+    assert entries[0].data.splitlines() == events
+    assert channel.stats.packed_events == 3 and channel.stats.sent == 1
     _books(channel)
 
 
