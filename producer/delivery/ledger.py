@@ -62,10 +62,6 @@ class Ledger:
 
     # -- in ------------------------------------------------------------------------------------
 
-    def hold(self, count: int) -> None:
-        """``count`` records were taken and are now held (the caller adds them to a batch)."""
-        self.stats.held += count
-
     def arm_linger(self) -> None:
         if self._linger is None and self.accumulator.pending:
             # One timer per open batch, from its first record: no polling loop.
