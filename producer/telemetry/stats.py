@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Any
 
-from producer.schedule import integrate
+from producer.schedule import LATE_TOLERANCE_S, integrate
 
 
 class Reason(StrEnum):
@@ -191,8 +191,8 @@ class ScheduleCheck:
     duration_s: float
     edges: Callable[[], Sequence[float]] = tuple  # where a steered rate jumps (expected_events)
     # The pacer ticks every 10 ms and its last tick lands just after the deadline: events made
-    # within this much of it count as on time.
-    tolerance_s: float = 0.25
+    # within this much of it count as on time (the pacer's own tolerance, where generation stops).
+    tolerance_s: float = LATE_TOLERANCE_S
     on_time_events: int | None = None
     marked_at_s: float = 0.0
 
