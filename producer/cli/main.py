@@ -128,6 +128,11 @@ def _pack(
             f"--pack needs JSON events (the transform splits JSON lines); profile {profile.name!r} "
             f"makes {profile.record_format}"
         )
+    if pack and profile.text_sources:
+        raise UsageError(
+            f"--pack needs JSON events (the transform splits JSON lines); generator "
+            f"{profile.text_sources[0]!r} of profile {profile.name!r} makes text records"
+        )
     return pack
 
 

@@ -129,7 +129,8 @@ routes: {realtime-data-stream-opensearch: [web]}
         ),
         (
             "mix: {web: 1}\ngenerators: {fridge: {}}\n",
-            "generators.fridge: unknown field; allowed: web, mobile, iot",
+            # Not a built-in: a generator of the user's own, which needs a kind.
+            "generators.fridge: unknown generator; a generator of your own needs `kind: template`",
         ),
         (
             "mix: {web: 1}\nrate: {shape: zigzag}\n",
