@@ -10,11 +10,12 @@ import difflib
 import random
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
-
-from faker import Faker
+from typing import TYPE_CHECKING, Any
 
 from producer.errors import UsageError
+
+if TYPE_CHECKING:
+    from faker import Faker
 
 # Values per Faker pool unless a field or the template says otherwise: enough to look random
 # on a dashboard, few enough that three pools build in well under a second.
@@ -96,6 +97,10 @@ class FakerPools:
     fields ask for them, from one seeded Faker, so a seed reproduces every pool."""
 
     def __init__(self, locale: str, seed: int, pool_size: int, where: str) -> None:
+        # Imported here: importing Faker costs ~0.2 s, which a run of built-in generators and
+        # every other command would pay for nothing.
+        from faker import Faker
+
         try:
             self.fake = Faker(locale)
         except AttributeError:

@@ -10,7 +10,7 @@ import yaml
 
 from tests.helpers import run_cli
 
-SHIPPED = ["diurnal", "flash-sale", "iot", "mixed", "mobile", "soak", "web"]
+SHIPPED = ["diurnal", "flash-sale", "iot", "mixed", "mobile", "recipe", "soak", "web"]
 INVALID = {
     "unknown-field": ("mix: {web: 1}\nrate: 100\nspeed: fast\n", "speed: unknown field; allowed:"),
     "wrong-type": (
