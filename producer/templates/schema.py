@@ -48,7 +48,7 @@ def merge(parts: Mapping[str, Fields], trace_fields: bool) -> Fields:
 
 def hive(kind: FieldType) -> str:
     if kind.kind == "struct":
-        return "struct<" + ",".join(f"{name}:{hive(sub)}" for name, sub, _ in kind.fields) + ">"
+        return "struct<" + ",".join(f"{name.lower()}:{hive(sub)}" for name, sub, _ in kind.fields) + ">"
     if kind.kind == "array":
         return f"array<{hive(kind.item or STRING)}>"
     return kind.kind
@@ -56,9 +56,18 @@ def hive(kind: FieldType) -> str:
 
 def glue_columns(fields: Fields) -> str:
     """``Columns:`` as the shipped template writes it (deploy/pipeline.yaml), ready to paste
-    under a Glue table's StorageDescriptor."""
+    under a Glue table's StorageDescriptor. Names in lower case, as Glue stores them ("Athena
+    table, view, database, and column names must be lower case": the OpenX JSON SerDe matches
+    the events' keys to them case-insensitively,
+    https://docs.aws.amazon.com/athena/latest/ug/tables-databases-columns-names.html)."""
     lines = ["Columns:"]
+    seen: dict[str, str] = {}
     for name, (kind, _) in fields.items():
+        if seen.setdefault(name.lower(), name) != name:
+            raise TemplateError(
+                f"generators: fields {seen[name.lower()]!r} and {name!r} differ only in case: one Glue column"
+            )
+        name = name.lower()
         text = hive(kind)
         shown = f'"{text}"' if any(c in text for c in "<>:,") else text
         lines.append(f"  - {{Name: {name}, Type: {shown}}}")
