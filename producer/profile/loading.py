@@ -66,6 +66,12 @@ class Profile:
             if name in self.mix and user.text_records
         )
 
+    def _generators(self) -> dict[str, Any]:
+        """Built-in generators' parameters, then the profile's own generators as written."""
+        built_in = dataclasses.asdict(self.generator_params)
+        own = built_in.pop("templates")
+        return built_in | {name: dict(user["spec"]) for name, user in own.items()}
+
     def resolved(self) -> dict[str, Any]:
         """Every setting, defaults filled in, as plain data (``profiles show``)."""
         return {
@@ -73,7 +79,7 @@ class Profile:
             "description": self.description,
             "path": str(self.path),
             "mix": self.mix,
-            "generators": dataclasses.asdict(self.generator_params),
+            "generators": self._generators(),
             "rate": {"shape": self.rate_shape.text, "peak_events_per_s": self.rate},
             "duration_s": self.duration_s,
             "format": self.record_format,

@@ -6,6 +6,7 @@ and the audit finds every event once on both streams."""
 
 from __future__ import annotations
 
+import re
 import select
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from typing import Any
 import orjson
 import pyarrow.parquet as pq  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
+from producer.audit import objects
 from producer.local.process import ready_url
 from tests.helpers import REPO, run_cli
 
@@ -203,3 +205,38 @@ def test_a_kdg_template_from_its_help_page_runs_unchanged(tmp_path: Path) -> Non
         assert 0 <= row["sensorid"] <= 50 and 10 <= row["currenttemperature"] <= 150
         assert row["status"] in ("OK", "FAIL", "WARN") and row["run_id"] == run_id
     _audit_clean(out, run_id)
+
+
+ACCESS_LOG = (
+    '{{internet.ip}} - - [{{date.now("DD/MMM/YYYY:HH:mm:ss Z")}}] '
+    '"GET /products/{{random.number(500)}}?trace={{loadgen.run_id}}/{{loadgen.seq}} HTTP/1.1" '
+    '{{random.weightedArrayElement({"weights": [0.9, 0.1], "data": [200, 404]})}}'
+)
+
+
+def test_text_records_are_sent_as_rendered_and_the_audit_traces_them(tmp_path: Path) -> None:
+    # An access-log line is not JSON: the shipped transform fails every one to the error prefix,
+    # and the audit still accounts for each by the run id and seq the line carries.
+    profile = tmp_path / "access.yaml"
+    spec = {"mix": {"access": 1}, "generators": {"access": {"kind": "kdg", "template": ACCESS_LOG}}}
+    profile.write_text(orjson.dumps(spec).decode())
+    out = tmp_path / "out"
+    summary = tmp_path / "s.json"
+    result = run_cli(
+        "run", "--profile", str(profile), *SHORT_BUFFERS, "--rate", "100", "--duration", "1s",
+        "--output-dir", str(out), "--quiet", "--no-metrics", "--summary-json", str(summary),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    run_id = orjson.loads(summary.read_bytes())["run_id"]
+    audit = run_cli("audit", "--run-id", run_id, "--output-dir", str(out), "--json")
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    for name, report in orjson.loads(audit.stdout)["streams"].items():
+        assert report["accepted"] > 50, (name, report)
+        assert report["error_output"] == {"processing-failed": report["accepted"]}, (name, report)
+        assert (report["missing"], report["errors_untraced"], report["untraced_records"]) == (0, 0, 0)
+    failed = [p for p in (out / "realtime-data-bucket" / "errors").rglob("*") if p.is_file()]
+    raw = [r for p in failed for _, r in objects.error_envelopes(p.read_bytes())]
+    assert raw and all(
+        re.fullmatch(rb'\S+ - - \[.+\] "GET /products/\d+\?trace=[^/]+/\d+ HTTP/1.1" (200|404)', r)
+        for r in raw
+    )
