@@ -73,7 +73,39 @@ def generate_code(
         if name in ctx.used_entities and (sessions is None or name != sessions.entity):
             env[f"pick{slot}"] = entities.pickers[name]
             lines.append(f"    row{slot} = pick{slot}()")
-    lines.append("    e = {}")
+    referenced = set().union(*(c.deps for c in compiled.values()))  # fields conditions read
+    local: dict[str, str] = {}  # field: the local holding its value (MISSING when absent)
+
+    def inline(c: Compiled) -> bool:
+        return c.expr is not None and "(st)" not in c.expr
+
+    def condition(i: int, c: Compiled) -> str:
+        tests = []
+        for j, (key, values) in enumerate(c.checks):
+            env[f"w{i}_{j}"] = values[0] if len(values) == 1 else values
+            op = "==" if len(values) == 1 else "in"
+            tests.append(f"{local.get(key) or f'e.get({key!r}, MISSING)'} {op} w{i}_{j}")
+        return " and ".join(tests)
+
+    # The fields up to the first that needs the State make one dict literal (a store per field
+    # costs more); a conditional one is MISSING there when its condition fails, and deleted.
+    head = 0
+    while head < len(order) and inline(compiled[order[head]]):
+        head += 1
+    items, absent = [], []
+    for i, name in enumerate(order[:head]):
+        c = compiled[name]
+        expr = f"({c.expr} if {condition(i, c)} else MISSING)" if c.checks else str(c.expr)
+        if name in referenced:
+            lines.append(f"    v{i} = {expr}")
+            local[name] = expr = f"v{i}"
+        items.append(f"{name!r}: {expr}")
+        if c.checks:
+            absent.append(name)
+    if head == len(order):
+        items.append("'source': SOURCE")
+    lines.append("    e = {" + ", ".join(items) + "}")
+    lines.extend(f"    if e[{name!r}] is MISSING: del e[{name!r}]" for name in absent)
     if fallback:
         lines.append("    st.event = e")
         lines.append("    st.now = now")
@@ -82,7 +114,7 @@ def generate_code(
         for slot, name in enumerate(slots):
             if name in ctx.used_entities:
                 lines.append(f"    st.rows[{name!r}] = row{slot}")
-    for i, name in enumerate(order):
+    for i, name in enumerate(order[head:], start=head):
         c = compiled[name]
         env[f"d{i}"] = c.draw
         if c.expr is None:
@@ -90,17 +122,13 @@ def generate_code(
             lines.append(f"    v = d{i}(st)")
             lines.append(f"    if v is not MISSING: e[{name!r}] = v")
             continue
-        indent = "    "
         if c.checks:
-            tests = []
-            for j, (key, values) in enumerate(c.checks):
-                env[f"w{i}_{j}"] = values[0] if len(values) == 1 else values
-                op = "==" if len(values) == 1 else "in"
-                tests.append(f"e.get({key!r}, MISSING) {op} w{i}_{j}")
-            lines.append(f"    if {' and '.join(tests)}:")
-            indent = "        "
-        lines.append(f"{indent}e[{name!r}] = {c.expr}")
-    lines.append("    e['source'] = SOURCE")
+            lines.append(f"    if {condition(i, c)}:")
+            lines.append(f"        e[{name!r}] = {c.expr}")
+        else:
+            lines.append(f"    e[{name!r}] = {c.expr}")
+    if head < len(order):
+        lines.append("    e['source'] = SOURCE")
     lines.append("    return e")
     code = "\n".join(lines)
     exec(compile(code, f"<template {source}>", "exec"), env)

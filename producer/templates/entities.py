@@ -83,11 +83,9 @@ def _picker(
         raise TemplateError(
             f"{where}: the popularity exponent, a number > 0 (1.1: a few entities make most events)"
         )
-    cum = zipf_ranks(float(zipf), n)
-    total = cum[-1]
+    cum, total = zipf_ranks(float(zipf), n)
     cut = bisect.bisect_right
-    last = n - 1
-    return lambda: table[min(cut(cum, r() * total), last)]
+    return lambda: table[cut(cum, r() * total)]
 
 
 class Session:

@@ -246,6 +246,16 @@ def _weights(raw: Any, where: str) -> tuple[list[Any], list[float]]:
     )
 
 
+def bounds(weights: Sequence[float]) -> tuple[list[float], float]:
+    """Cumulative weights for ``bisect_right(bounds, random() * total)``, and the total. The last
+    bound is infinity: ``random() * total`` may round up to the total, and must still fall on
+    the last value that has a weight rather than past the end."""
+    cum = list(itertools.accumulate(weights))
+    total = cum[-1]
+    cum[-1] = math.inf
+    return cum, total
+
+
 def weighted_draw(values: Sequence[Any], weights: Sequence[float], rng: random.Random) -> Callable[[], Any]:
     """A draw of one of ``values`` by weight: one random() and one bisect (both C)."""
     r = rng.random
@@ -253,11 +263,9 @@ def weighted_draw(values: Sequence[Any], weights: Sequence[float], rng: random.R
     if len(set(weights)) == 1:
         n = len(vals)
         return lambda: vals[int(r() * n)]
-    cum = list(itertools.accumulate(weights))
-    total = cum[-1]
+    cum, total = bounds(weights)
     cut = bisect.bisect_right
-    last = len(vals) - 1
-    return lambda: vals[min(cut(cum, r() * total), last)]
+    return lambda: vals[cut(cum, r() * total)]
 
 
 def _build_choice(spec: Mapping[str, Any], where: str, ctx: Context) -> Compiled:
@@ -268,11 +276,12 @@ def _build_choice(spec: Mapping[str, Any], where: str, ctx: Context) -> Compiled
                 f"{where}.choice: choices are plain values; use `object:` fields for structure"
             )
     draw = weighted_draw(values, weights, ctx.rng)
-    vals = ctx.bind((*values, values[-1]))  # the last twice: r() * total may round up to total
+    vals = ctx.bind(tuple(values))
     if len(set(weights)) == 1:
         expr = f"{vals}[int(r() * {len(values)})]"
     else:
-        expr = f"{vals}[cut({ctx.bind(list(itertools.accumulate(weights)))}, r() * {sum(weights)!r})]"
+        cum, total = bounds(weights)
+        expr = f"{vals}[cut({ctx.bind(cum)}, r() * {total!r})]"
     return Compiled(lambda st: draw(), type_of(values), expr=expr)
 
 
@@ -285,9 +294,9 @@ def _number(spec: Mapping[str, Any], key: str, where: str, default: float | None
     return float(value)
 
 
-def zipf_ranks(s: float, n: int) -> list[float]:
-    """Cumulative weights of ranks 1..n with P(k) proportional to 1 / k**s."""
-    return list(itertools.accumulate(1.0 / k**s for k in range(1, n + 1)))
+def zipf_ranks(s: float, n: int) -> tuple[list[float], float]:
+    """``bounds`` of ranks 1..n with P(k) proportional to 1 / k**s."""
+    return bounds([1.0 / k**s for k in range(1, n + 1)])
 
 
 def _build_number(spec: Mapping[str, Any], where: str, ctx: Context) -> Compiled:
@@ -352,15 +361,11 @@ def _build_number(spec: Mapping[str, Any], where: str, ctx: Context) -> Compiled
             raise TemplateError(f"{where}.n: the number of ranks, a whole number 1 to {MAX_ZIPF_N:,}")
         if s <= 0:
             raise TemplateError(f"{where}.s: the exponent must be > 0 (1.1 is typical)")
-        cum = zipf_ranks(s, n)
-        total = cum[-1]
+        cum, total = zipf_ranks(s, n)
         cut = bisect.bisect_right
         start = int(_number(spec, "min", where, 1))
-        last = n - 1
         expr = f"({start} + cut({ctx.bind(cum)}, r() * {total!r}))"
-        return Compiled(
-            lambda st: start + min(cut(cum, r() * total), last), BIGINT, expr=f"min({expr}, {start + last})"
-        )
+        return Compiled(lambda st: start + cut(cum, r() * total), BIGINT, expr=expr)
     low_clip = None if lo is None or dist == "uniform" else _number(spec, "min", where)
     high_clip = None if hi is None or dist == "uniform" else _number(spec, "max", where)
     if low_clip is not None or high_clip is not None:
