@@ -632,8 +632,7 @@ class KdgGenerator:
             except orjson.JSONDecodeError:
                 event = None
             if isinstance(event, dict):
-                event.pop("run_id", None)
-                event.pop("seq", None)
+                # Keys of the run's own (source; run_id and seq when traced) replace the record's.
                 event["source"] = self.source
                 return event
             # Rendered values made it invalid JSON (a quote in a Faker value): sent as rendered,
