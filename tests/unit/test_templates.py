@@ -19,6 +19,7 @@ from producer.errors import UsageError
 from producer.events.registry import build_generator
 from producer.profile.loading import ProfileError, load_profile
 from producer.templates.compiler import compile_template
+from producer.templates.fakerpools import TemplateError
 from producer.templates.fields import BIGINT, DOUBLE, STRING, FieldType
 
 NOW = 1_767_225_600.25  # 2026-01-01T00:00:00.250Z
@@ -422,3 +423,60 @@ def test_a_template_in_a_csv_profile_is_refused(tmp_path: Path) -> None:
 def test_encoded_events_are_json_lines() -> None:
     [event] = events({"a": {"faker": "name"}, "b": {"number": "uniform", "min": 0, "max": 1}}, 1)
     assert orjson.loads(orjson.dumps(event)) == event
+
+
+# ---- profiles schema ----
+
+
+def test_glue_columns_and_json_schema_of_a_template() -> None:
+    from producer.templates import schema
+
+    generator = compile_template(
+        "t",
+        {
+            "kind": "template",
+            "fields": {
+                "userId": {"uuid": True},
+                "geo": {"object": {"Lat": {"number": "uniform", "min": 0, "max": 1}}},
+                "tags": {"list": {"const": "x"}, "count": 1},
+                "amount": {"const": 1.5, "when": {"userId": "never"}},
+            },
+        },
+        1,
+    )
+    fields = schema.merge({"t": generator.types}, trace_fields=True)
+    assert schema.glue_columns(fields).splitlines() == [
+        "Columns:",
+        "  - {Name: userid, Type: string}",
+        '  - {Name: geo, Type: "struct<lat:double>"}',
+        '  - {Name: tags, Type: "array<string>"}',
+        "  - {Name: amount, Type: double}",
+        "  - {Name: source, Type: string}",
+        "  - {Name: run_id, Type: string}",
+        "  - {Name: seq, Type: bigint}",
+    ]
+    document = schema.json_schema("p", schema.merge({"t": generator.types}, trace_fields=False))
+    assert document["required"] == ["userId", "geo", "tags", "source"]
+    assert document["properties"]["geo"] == {
+        "type": "object",
+        "properties": {"Lat": {"type": "number"}},
+        "required": ["Lat"],
+    }
+
+
+def test_schema_of_several_generators_is_their_union() -> None:
+    from producer.templates import schema
+
+    a = {"id": (STRING, True), "n": (BIGINT, True)}
+    b = {"id": (STRING, True), "x": (DOUBLE, True)}
+    merged = schema.merge({"a": a, "b": b}, trace_fields=False)
+    assert merged == {
+        "id": (STRING, True),
+        "n": (BIGINT, False),
+        "x": (DOUBLE, False),
+        "source": (STRING, True),
+    }
+    with pytest.raises(TemplateError, match="field 'n' is bigint in 'a' but string in 'c'"):
+        schema.merge({"a": a, "c": {"n": (STRING, True)}}, trace_fields=False)
+    with pytest.raises(TemplateError, match="fields 'Id' and 'id' differ only in case"):
+        schema.glue_columns({"Id": (STRING, True), "id": (STRING, True)})
