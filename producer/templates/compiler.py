@@ -4,7 +4,6 @@ distributions, entities and sessions made at start-up, fields in condition order
 from __future__ import annotations
 
 import bisect
-import difflib
 import math
 import random
 import time
@@ -16,7 +15,13 @@ import orjson
 from producer.events.base import Event, EventIds
 from producer.firehose import limits
 from producer.templates.entities import Entities, Sessions, build_entities
-from producer.templates.fakerpools import DEFAULT_POOL_SIZE, MAX_POOL_SIZE, FakerPools, TemplateError
+from producer.templates.fakerpools import (
+    DEFAULT_POOL_SIZE,
+    MAX_POOL_SIZE,
+    FakerPools,
+    TemplateError,
+    refuse_unknown,
+)
 from producer.templates.fields import MISSING, Compiled, Context, FieldType, State, compile_field
 
 # Set on every event by the run (source: the generator's name, which routes and counts it;
@@ -181,11 +186,7 @@ def compile_template(
     name: str, spec: Mapping[str, Any], seed: int | None, check: bool = False
 ) -> TemplateGenerator:
     where = f"generators.{name}"
-    unknown = [str(k) for k in spec if k not in TEMPLATE_KEYS]
-    if unknown:
-        raise TemplateError(
-            f"{where}.{unknown[0]}: unknown setting of a template; allowed: {', '.join(TEMPLATE_KEYS)}"
-        )
+    refuse_unknown(spec, TEMPLATE_KEYS, where, "a template")
     fields = spec.get("fields")
     if not isinstance(fields, Mapping) or not fields:
         raise TemplateError(
@@ -225,8 +226,3 @@ def check_size(where: str, record: Callable[[], bytes]) -> None:
             f"{where}: its smallest event is {smallest:,} bytes, over Firehose's record limit of "
             f"{limits.MAX_RECORD_BYTES:,} bytes (1,000 KiB); make lists or text shorter"
         )
-
-
-def closest(name: str, names: list[str]) -> str:
-    found = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
-    return f"; closest: {', '.join(found)}" if found else ""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from producer.events.base import EventIds
-from producer.templates.fakerpools import TemplateError
+from producer.templates.fakerpools import TemplateError, refuse_unknown
 from producer.templates.fields import Context, FieldType, State, compile_field, zipf_ranks
 
 MAX_ENTITIES = 1_000_000
@@ -53,9 +53,7 @@ def build_entities(spec: Any, where: str, ctx: Context, scale: float = 1.0) -> E
             raise TemplateError(
                 f"{at}: needs count and fields, e.g. {{count: 10000, fields: {{user_id: {{uuid: true}}}}}}"
             )
-        unknown = [str(k) for k in body if k not in ("count", "fields", "zipf")]
-        if unknown:
-            raise TemplateError(f"{at}.{unknown[0]}: unknown setting; allowed: count, fields, zipf")
+        refuse_unknown(body, ("count", "fields", "zipf"), at, "an entity")
         count = _whole(body["count"], f"{at}.count", 1, MAX_ENTITIES)
         fields = body["fields"]
         if not isinstance(fields, Mapping) or not fields:
@@ -106,9 +104,7 @@ class Sessions:
             raise TemplateError(
                 f"{where}: needs entity, e.g. {{entity: user, events: {{min: 1, max: 12}}, concurrent: 200}}"
             )
-        unknown = [str(k) for k in spec if k not in ("entity", "events", "concurrent")]
-        if unknown:
-            raise TemplateError(f"{where}.{unknown[0]}: unknown setting; allowed: entity, events, concurrent")
+        refuse_unknown(spec, ("entity", "events", "concurrent"), where, "sessions")
         self.entity = str(spec["entity"])
         if self.entity not in entities.pickers:
             known = ", ".join(entities.pickers) or "none declared (add `entities:`)"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime
 import decimal
 import difflib
-import random
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -154,5 +153,8 @@ class FakerPools:
         return pool
 
 
-def seeded(rng: random.Random) -> int:
-    return rng.getrandbits(64)
+def refuse_unknown(spec: Mapping[str, Any], allowed: Sequence[str], where: str, what: str) -> None:
+    """One line naming the first setting of ``spec`` that ``what`` does not have."""
+    unknown = [str(k) for k in spec if k not in allowed]
+    if unknown:
+        raise TemplateError(f"{where}.{unknown[0]}: unknown setting of {what}; allowed: {', '.join(allowed)}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import datetime
+import difflib
 import itertools
 import math
 import random
@@ -24,7 +25,7 @@ from typing import Any
 
 from producer.durations import parse_duration
 from producer.events.base import EventIds, Timestamps
-from producer.templates.fakerpools import FakerPools, TemplateError
+from producer.templates.fakerpools import FakerPools, TemplateError, refuse_unknown
 
 
 class _Missing:
@@ -178,11 +179,7 @@ def compile_field(spec: Any, where: str, ctx: Context) -> Compiled:
         )
     kind = kinds[0]
     allowed = (kind, *SETTINGS[kind], *COMMON)
-    unknown = [str(k) for k in spec if k not in allowed]
-    if unknown:
-        raise TemplateError(
-            f"{where}.{unknown[0]}: unknown setting for a {kind} field; allowed: {', '.join(allowed)}"
-        )
+    refuse_unknown(spec, allowed, where, f"a {kind} field")
     compiled = _BUILDERS[kind](spec, where, ctx)
     if "format" in spec:
         compiled = _formatted(compiled, spec["format"], where, ctx)
@@ -604,8 +601,6 @@ def _conditional(compiled: Compiled, when: Any, where: str, ctx: Context) -> Com
     for name, wanted in when.items():
         name = str(name)
         if name not in ctx.top_fields:
-            import difflib
-
             close = difflib.get_close_matches(name, ctx.top_fields, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; fields: {', '.join(ctx.top_fields)}"
             raise TemplateError(

@@ -30,7 +30,7 @@ import orjson
 from producer.audit.trace import MAX_TEXT_GAP, parse_time
 from producer.events.base import Event, EventIds
 from producer.templates.compiler import check_size, faker_pools
-from producer.templates.fakerpools import FakerPools, TemplateError
+from producer.templates.fakerpools import FakerPools, TemplateError, refuse_unknown
 from producer.templates.fields import FieldType, type_of, weighted_draw
 
 KDG_KEYS = ("kind", "template", "locale", "pool", "newline")
@@ -670,11 +670,7 @@ def _check_trace_places(parsed: Parsed, where: str) -> None:
 
 def compile_kdg(name: str, spec: Mapping[str, Any], seed: int | None, check: bool = False) -> KdgGenerator:
     where = f"generators.{name}"
-    unknown = [str(k) for k in spec if k not in KDG_KEYS]
-    if unknown:
-        raise TemplateError(
-            f"{where}.{unknown[0]}: unknown setting of a kdg generator; allowed: {', '.join(KDG_KEYS)}"
-        )
+    refuse_unknown(spec, KDG_KEYS, where, "a kdg generator")
     text = spec.get("template")
     if not isinstance(text, str) or not text.strip():
         raise TemplateError(

@@ -7,7 +7,6 @@ and the audit finds every event once on both streams."""
 from __future__ import annotations
 
 import re
-import select
 import signal
 import subprocess
 import sys
@@ -16,14 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pyarrow.parquet as pq  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
 from producer.audit import objects
-from producer.local.process import ready_url
-from tests.helpers import REPO, run_cli
+from tests.helpers import REPO, parquet_rows, run_cli, start_local_serve
+from tests.unit.test_templates_kdg import KDG_JSON
 
 SHIPPED = REPO / "deploy" / "pipeline.yaml"
-READY_DEADLINE_S = 60.0
 # Buffers of a second, so the objects are written while the test waits for the run to end.
 SHORT_BUFFERS = ("--param", "S3BufferIntervalSeconds=1", "--param", "OpenSearchBufferIntervalSeconds=1")
 
@@ -58,20 +55,6 @@ generators:
       device: {object: {os: {choice: [ios, android, web]}, app_version: {faker: numerify, args: ["#.##"]}}}
 """
 
-# KDG's help page (web/help.html of awslabs/amazon-kinesis-data-generator), as written there.
-KDG_SENSORS = """{
-    "sensorId": {{random.number(50)}},
-    "currentTemperature": {{random.number(
-        {
-            "min":10,
-            "max":150
-        }
-    )}},
-    "status": "{{random.arrayElement(
-        ["OK","FAIL","WARN"]
-    )}}"
-}"""
-
 
 def _pipeline_with_columns(profile: Path, copy: Path, transform: bool = True) -> str:
     """deploy/pipeline.yaml with the Glue table's columns replaced by `profiles schema`'s, as
@@ -104,12 +87,6 @@ def _pipeline_with_columns(profile: Path, copy: Path, transform: bool = True) ->
     return result.stdout
 
 
-def _parquet_rows(out: Path) -> list[dict[str, Any]]:
-    files = [p for p in (out / "realtime-data-bucket" / "raw-data").rglob("*") if p.is_file()]
-    assert files and all(p.read_bytes().startswith(b"PAR1") for p in files)
-    return [r for p in files for r in pq.read_table(p).to_pylist()]
-
-
 def _audit_clean(out: Path, run_id: str) -> dict[str, Any]:
     audit = run_cli("audit", "--run-id", run_id, "--output-dir", str(out), "--json")
     assert audit.returncode == 0, audit.stdout + audit.stderr
@@ -135,7 +112,7 @@ def test_a_12_field_template_runs_through_the_pipeline_its_schema_describes(tmp_
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     run_id = orjson.loads(summary.read_bytes())["run_id"]
-    rows = _parquet_rows(out)
+    rows = parquet_rows(out)
     assert sorted(r["seq"] for r in rows) == list(range(len(rows))) and len(rows) > 100
     assert {r["run_id"] for r in rows} == {run_id}
     user_fields = [
@@ -157,23 +134,9 @@ def test_a_12_field_template_runs_through_the_pipeline_its_schema_describes(tmp_
     assert streams["realtime-data-stream"]["accepted"] == len(rows)
 
 
-def _start_serve(*options: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "producer", "local", "serve", "--port", "0", *options],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], READY_DEADLINE_S)
-    url = ready_url(proc.stdout.readline()) if ready else None
-    if url is None:
-        proc.kill()
-        raise AssertionError(f"local serve not ready: {proc.communicate(timeout=30)[1]}")
-    return proc, url
-
-
 def test_a_kdg_template_from_its_help_page_runs_unchanged(tmp_path: Path) -> None:
     profile = tmp_path / "sensors.yaml"
-    spec = {"mix": {"sensors": 1}, "generators": {"sensors": {"kind": "kdg", "template": KDG_SENSORS}}}
+    spec = {"mix": {"sensors": 1}, "generators": {"sensors": {"kind": "kdg", "template": KDG_JSON}}}
     profile.write_text(orjson.dumps(spec).decode())  # JSON is YAML
     pipeline = tmp_path / "pipeline.yaml"
     glue = _pipeline_with_columns(profile, pipeline, transform=False)
@@ -184,7 +147,7 @@ def test_a_kdg_template_from_its_help_page_runs_unchanged(tmp_path: Path) -> Non
         "  - {Name: status, Type: string}",
     ]
     out = tmp_path / "out"
-    proc, url = _start_serve("--output", str(out), "--template", str(pipeline), *SHORT_BUFFERS)
+    proc, url = start_local_serve("--output", str(out), "--template", str(pipeline), *SHORT_BUFFERS)
     try:
         result = run_cli(
             "run", "--endpoint-url", url, "--profile", str(profile), "--seed", "2", "--rate", "200",
@@ -199,7 +162,7 @@ def test_a_kdg_template_from_its_help_page_runs_unchanged(tmp_path: Path) -> Non
             proc.kill()
             proc.wait(30)
     run_id = orjson.loads((tmp_path / "s.json").read_bytes())["run_id"]
-    rows = _parquet_rows(out)
+    rows = parquet_rows(out)
     assert sorted(r["seq"] for r in rows) == list(range(len(rows))) and len(rows) > 100
     for row in rows:
         assert 0 <= row["sensorid"] <= 50 and 10 <= row["currenttemperature"] <= 150
