@@ -172,11 +172,12 @@ def compile_field(spec: Any, where: str, ctx: Context) -> Compiled:
     if not isinstance(spec, Mapping):
         return _const(spec, where, ctx)
     kinds = [k for k in KINDS if k in spec]
-    if len(kinds) != 1:
-        what = "more than one of" if kinds else "one of"
+    if not kinds:
         raise TemplateError(
-            f"{where}: a field needs {what}: {', '.join(KINDS)} (or a plain value, a constant)"
+            f"{where}: a field needs one of: {', '.join(KINDS)} (or is a plain value, a constant)"
         )
+    if len(kinds) > 1:
+        raise TemplateError(f"{where}: a field is one kind of value, this one says {' and '.join(kinds)}")
     kind = kinds[0]
     allowed = (kind, *SETTINGS[kind], *COMMON)
     refuse_unknown(spec, allowed, where, f"a {kind} field")
