@@ -18,7 +18,8 @@ from producer.generation import with_text_records
 from producer.profile.loading import ProfileError, load_profile
 from producer.templates.fakerpools import TemplateError
 from producer.templates.fields import BIGINT, STRING
-from producer.templates.kdg import TEXT_FIELD, compile_kdg, encode_text, moment_format
+from producer.templates.kdg import TEXT_FIELD, compile_kdg, encode_text
+from producer.templates.kdghelpers import moment_format
 
 NOW = 1_767_225_600.25  # Thursday 2026-01-01T00:00:00.250Z
 
