@@ -198,3 +198,25 @@ def test_every_bad_kdg_template_is_one_line(tmp_path: Path, case: str) -> None:
 def test_a_kdg_setting_it_does_not_know_is_refused() -> None:
     with pytest.raises(TemplateError, match=r"generators.k.rate: unknown setting of a kdg generator"):
         compile_kdg("k", {"kind": "kdg", "template": "x", "rate": 5}, 1)
+
+
+NEEDS_ARGUMENTS = {
+    "random.arrayElement": '(["a","b"])',
+    "random.weightedArrayElement": '({"weights": [1, 2], "data": ["a", "b"]})',
+    "date.between": '("2024-01-01", "2024-02-01")',
+}
+
+
+def test_every_helper_the_readme_lists_renders() -> None:
+    from producer.templates.kdghelpers import HELPERS
+
+    parts = [f"{{{{{name}{NEEDS_ARGUMENTS.get(name, '')}}}}}" for name in HELPERS]
+    generator = compile_kdg("k", {"kind": "kdg", "template": "|".join(parts)}, 1)
+    rendered = encode_text(generator.next_event(NOW)).decode().rstrip("\n").split("|")
+    assert len(rendered) == len(HELPERS)
+    empty = [name for name, text in zip(HELPERS, rendered, strict=True) if not text]
+    assert empty == []
+    readme = (Path(__file__).resolve().parents[2] / "profiles" / "README.md").read_text()
+    for name in HELPERS:
+        namespace, _, short = name.partition(".")
+        assert f"`{name}" in readme or (f"`{namespace}." in readme and f"`{short}" in readme), name
