@@ -211,7 +211,7 @@ def test_every_helper_the_readme_lists_renders() -> None:
     from producer.templates.kdghelpers import HELPERS
 
     parts = [f"{{{{{name}{NEEDS_ARGUMENTS.get(name, '')}}}}}" for name in HELPERS]
-    generator = compile_kdg("k", {"kind": "kdg", "template": "|".join(parts)}, 1)
+    generator = compile_kdg("k", {"kind": "kdg", "template": "|".join(parts), "pool": 3}, 1)
     rendered = encode_text(generator.next_event(NOW)).decode().rstrip("\n").split("|")
     assert len(rendered) == len(HELPERS)
     empty = [name for name, text in zip(HELPERS, rendered, strict=True) if not text]
