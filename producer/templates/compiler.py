@@ -16,6 +16,7 @@ from producer.events.base import Event, EventIds
 from producer.firehose import limits
 from producer.templates.entities import Entities, Sessions, build_entities
 from producer.templates.fakerpools import (
+    DEFAULT_LOCALE,
     DEFAULT_POOL_SIZE,
     MAX_POOL_SIZE,
     FakerPools,
@@ -149,7 +150,7 @@ def _pool_size(spec: Mapping[str, Any], where: str) -> int:
 
 
 def faker_pools(spec: Mapping[str, Any], where: str, rng: random.Random, check: bool) -> FakerPools:
-    locale = spec.get("locale", "en_US")
+    locale = spec.get("locale", DEFAULT_LOCALE)
     if not isinstance(locale, str):
         raise TemplateError(f"{where}.locale: a Faker locale such as en_US")
     size = _pool_size(spec, where)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 # Values per Faker pool unless a field or the template says otherwise: enough to look random
 # on a dashboard, few enough that three pools build in well under a second.
 DEFAULT_POOL_SIZE = 1000
+DEFAULT_LOCALE = "en_US"
 MAX_POOL_SIZE = 1_000_000
 
 
@@ -96,20 +97,31 @@ class FakerPools:
     fields ask for them, from one seeded Faker, so a seed reproduces every pool."""
 
     def __init__(self, locale: str, seed: int, pool_size: int, where: str) -> None:
-        # Imported here: importing Faker costs ~0.2 s, which a run of built-in generators and
-        # every other command would pay for nothing.
-        from faker import Faker
-
-        try:
-            self.fake = Faker(locale)
-        except AttributeError:
-            raise TemplateError(
-                f"{where}.locale: unknown Faker locale {locale!r} (e.g. en_US, de_DE, ja_JP)"
-            ) from None
-        self.fake.seed_instance(seed)
         self.pool_size = pool_size
+        self._locale = locale
+        self._seed = seed
+        self._where = where
+        self._fake: Faker | None = None
         self._pools: dict[tuple[str, str], tuple[Any, ...]] = {}
         self._names: list[str] | None = None
+        if locale != DEFAULT_LOCALE:
+            self.fake  # noqa: B018 - a locale the user names is checked now, used or not
+
+    @property
+    def fake(self) -> Faker:
+        """The seeded Faker, made when a pool first needs it: importing Faker costs ~0.2 s,
+        which a run of built-in generators, or a template without Faker fields, need not pay."""
+        if self._fake is None:
+            from faker import Faker
+
+            try:
+                self._fake = Faker(self._locale)
+            except AttributeError:
+                raise TemplateError(
+                    f"{self._where}.locale: unknown Faker locale {self._locale!r} (e.g. en_US, de_DE, ja_JP)"
+                ) from None
+            self._fake.seed_instance(self._seed)
+        return self._fake
 
     def _provider(self, name: str, where: str) -> Any:
         attr = None
