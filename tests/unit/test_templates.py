@@ -119,6 +119,21 @@ def test_zipf_ranks_fall_off_as_one_over_k_to_the_s() -> None:
     assert min(shifted) == 0 and max(shifted) <= 9
 
 
+def test_format_applies_to_drawn_values() -> None:
+    # Values from a known set (zipf ranks, whole numbers, choices, Faker pools) are formatted
+    # once at start-up; each event still gets its own draw.
+    products = values({"number": "zipf", "s": 1.1, "n": 50, "format": "P{:06d}"}, 3000)
+    assert all(re.fullmatch(r"P0000[0-5]\d", p) for p in products)
+    assert Counter(products).most_common(1)[0][0] == "P000001"
+    assert set(values({"number": "uniform", "min": 1, "max": 3, "round": 0, "format": "n={}"}, 300)) == {
+        "n=1",
+        "n=2",
+        "n=3",
+    }
+    assert set(values({"choice": {"a": 1, "b": 1}, "format": "<{}>"}, 200)) == {"<a>", "<b>"}
+    assert all(v.startswith("mail:") for v in values({"faker": "email", "format": "mail:{}"}, 20))
+
+
 def test_uuid_sequence_and_format() -> None:
     drawn = values({"sequence": 100, "step": 5, "format": "ORD-{:06d}"}, 3)
     assert drawn == ["ORD-000100", "ORD-000105", "ORD-000110"]
@@ -383,6 +398,10 @@ BAD_TEMPLATES = {
     ),
     "reserved field": ("fields: {seq: 1}", "generators.t.fields.seq: a field the run sets itself"),
     "bad format": ("fields: {x: {sequence: 1, format: '{:q}'}}", "generators.t.fields.x.format:"),
+    "format that does not fit": (
+        "fields: {x: {choice: [a, b], format: '{:05d}'}}",
+        "generators.t.fields.x.format: '{:05d}' does not fit the values:",
+    ),
     "unknown locale": (
         "locale: xx_YY\n    fields: {a: 1}",
         "generators.t.locale: unknown Faker locale 'xx_YY'",
