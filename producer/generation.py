@@ -9,17 +9,18 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from producer.config import RunConfig
 from producer.delivery.channel import Inlet
-from producer.encoding import RecordEncoder
-from producer.events.base import EventGenerator
+from producer.encoding import Encoder, RecordEncoder
+from producer.events.base import Event, EventGenerator
 from producer.events.registry import GENERATORS
 from producer.firehose.wire import RAW
 from producer.schedule import Pacer, scaled
+from producer.templates.kdg import TEXT_FIELD, encode_text
 
 
 @dataclass(slots=True)
@@ -38,7 +39,9 @@ class Named(Protocol):
 C = TypeVar("C", bound=Named)
 
 
-def route(channels: Sequence[C], routes: Mapping[str, Sequence[str]]) -> dict[str, list[C]]:
+def route(
+    channels: Sequence[C], routes: Mapping[str, Sequence[str]], sources: Iterable[str] = GENERATORS
+) -> dict[str, list[C]]:
     """For each source, the channels that get its events.
 
     A stream named in ``routes`` gets only the sources listed for it; every other stream
@@ -47,7 +50,7 @@ def route(channels: Sequence[C], routes: Mapping[str, Sequence[str]]) -> dict[st
     """
     return {
         source: [c for c in channels if c.name not in routes or source in routes[c.name]]
-        for source in GENERATORS
+        for source in sources
     }
 
 
@@ -61,6 +64,19 @@ def record_encoder(config: RunConfig, transient: bool = False) -> RecordEncoder:
     # change which events are generated for a seed.
     rng = random.Random(None if config.seed is None else f"malformed-{config.seed}")
     return RecordEncoder(config.profile.record_format, config.profile.malformed, rng, transient)
+
+
+def with_text_records(encode: Encoder) -> Encoder:
+    """``encode``, and a KDG text record (CSV, a log line) as rendered: never broken on purpose,
+    never JSON-encoded. Used only when the profile has a `kind: kdg` generator, so the built-in
+    generators' path keeps its single C call."""
+
+    def either(event: Event) -> bytes:
+        if TEXT_FIELD in event:
+            return encode_text(event)
+        return encode(event)
+
+    return either
 
 
 async def generate(
@@ -80,7 +96,7 @@ async def generate(
     profile = config.profile
     if pacer is None:
         pacer = Pacer(scaled(profile.rate_shape, config.rate / profile.rate), config.duration_s)
-    targets = route(channels, profile.routes)
+    targets = route(channels, profile.routes, [*GENERATORS, *profile.generator_params.templates])
     trace = config.trace_fields
     shard = config.shard if config.shard.count > 1 else None
     stride, offset = (shard.count, shard.index) if shard is not None else (1, 0)
@@ -98,6 +114,8 @@ async def generate(
     # Held as given, a record must not pin orjson's oversized buffer; encoded, it is a copy.
     encoder = record_encoder(config, transient=not keep_raw)
     encode = encoder.per_event
+    if any(u.kind == "kdg" for u in profile.generator_params.templates.values()):
+        encode = with_text_records(encode)
     # Counted in locals and published to ``progress`` (which /metrics reads) once a tick and
     # before every wait: a Counter update per event cost more than the offer to a stream.
     events = progress.events
@@ -154,7 +172,8 @@ async def generate(
             if not on_time:
                 break  # past the duration: an event made now would not be on time
             event = generator.next_event(now)
-            if shard is not None:
+            # A template's event_id may be anything, or absent; only a UUID-shaped one is stamped.
+            if shard is not None and isinstance(event.get("event_id"), str) and len(event["event_id"]) == 36:
                 event["event_id"] = shard.stamp(event["event_id"])
             if trace:
                 # Sharded, seqs interleave (local count * shards + index) so the shards of one

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -166,3 +167,35 @@ class SilentServer:
         self.sock.close()
         for conn in self.held:
             conn.close()
+
+
+# How long `local serve` may take to print its ready line: a loaded machine starts Python and
+# pyarrow slowly.
+READY_DEADLINE_S = 60.0
+
+
+def start_local_serve(*options: str) -> tuple[subprocess.Popen[str], str]:
+    """`local serve OPTIONS` on an ephemeral port; its URL from the ready line, waited for with a
+    generous deadline rather than forever."""
+    from producer.local.process import ready_url
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "producer", "local", "serve", "--port", "0", *options],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], READY_DEADLINE_S)
+    url = ready_url(proc.stdout.readline()) if ready else None
+    if url is None:
+        proc.kill()
+        raise AssertionError(f"local serve not ready: {proc.communicate(timeout=30)[1]}")
+    return proc, url
+
+
+def parquet_rows(out: Path) -> list[dict[str, Any]]:
+    """The rows of every Parquet object the S3 stream wrote under ``out`` (raw-data/)."""
+    import pyarrow.parquet as pq  # type: ignore[import-untyped,import-not-found,unused-ignore]
+
+    files = [p for p in (out / "realtime-data-bucket" / "raw-data").rglob("*") if p.is_file()]
+    assert files and all(p.read_bytes().startswith(b"PAR1") for p in files)
+    return [r for p in files for r in pq.read_table(p).to_pylist()]

@@ -112,7 +112,7 @@ def _read_errors(path: Path, run_id: str, error_type: str, findings: StreamFindi
     except FileNotFoundError:
         return
     for _code, raw in objects.error_envelopes(data):
-        found = trace.from_record(raw)
+        found = trace.from_record(raw, run_id)
         if found is None:
             if in_window:
                 findings.errored(error_type, None)

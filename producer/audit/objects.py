@@ -70,7 +70,7 @@ def tally(
     mine = 0
     oldest: float | None = None
     for record in records(data):
-        found = trace.from_record(record)
+        found = trace.from_record(record, run_id)
         if found is None:
             findings.untraced_records += 1
         elif found.run_id != run_id:

@@ -133,7 +133,7 @@ def _read_dead_letters(info: RunInfo, output_dir: Path) -> None:
                     continue
                 for event in objects.events_of(entry.data):
                     sent.dead_events += 1
-                    found = trace.from_record(event)
+                    found = trace.from_record(event, info.run_id)
                     if found is not None and found.run_id == info.run_id:
                         sent.dead_seqs.add(found.seq)
     except ValueError as exc:

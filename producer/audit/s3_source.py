@@ -74,7 +74,7 @@ def _add(findings: StreamFindings, item: dict[str, Any], data: bytes, run_id: st
     error_type = error_type_of(key)
     if error_type is not None:
         for _code, raw in objects.error_envelopes(data):
-            found = trace.from_record(raw)
+            found = trace.from_record(raw, run_id)
             if found is not None and found.run_id == run_id:
                 findings.errored(error_type, found.seq)
         return

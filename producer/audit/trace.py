@@ -4,16 +4,23 @@
 the run, the same in every stream the event goes to. A record that is not valid JSON (a
 malformed record cut short on purpose) may still hold both near its start, so a regular
 expression tries the raw bytes before the record is counted as untraced.
+
+A text record (a KDG template of CSV or a log line, profiles/README.md) carries them where its
+``{{loadgen.run_id}}`` and ``{{loadgen.seq}}`` placeholders put them: the run id, then a short
+separator without digits, then the seq. Only an audit that knows the run id it looks for can
+find them there (``run_id`` argument).
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import orjson
+
+from producer.events.base import MAX_TEXT_GAP, parse_time
 
 RUN_ID_FIELD = "run_id"
 SEQ_FIELD = "seq"
@@ -32,18 +39,6 @@ class Trace:
     event_time: float | None  # Unix seconds; None when the record has no readable time
 
 
-def parse_time(value: Any) -> float | None:
-    """ISO-8601 (``2026-01-01T00:00:00.123Z``) or Unix seconds/milliseconds to Unix seconds."""
-    if isinstance(value, str) and value:
-        try:
-            return datetime.fromisoformat(value).timestamp()
-        except ValueError:
-            return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return value / 1000.0 if value > 1e11 else float(value)
-    return None
-
-
 def from_event(event: dict[str, Any]) -> Trace | None:
     run_id = event.get(RUN_ID_FIELD)
     seq = event.get(SEQ_FIELD)
@@ -57,13 +52,30 @@ def from_event(event: dict[str, Any]) -> Trace | None:
     return Trace(run_id, seq, when)
 
 
-def from_record(record: bytes) -> Trace | None:
-    """The trace of one record (a JSON object, or the readable start of a broken one)."""
+def from_record(record: bytes, run_id: str | None = None) -> Trace | None:
+    """The trace of one record (a JSON object, the readable start of a broken one, or a text
+    record of run ``run_id``)."""
     try:
         event = orjson.loads(record)
     except orjson.JSONDecodeError:
-        return from_raw(record)
-    return from_event(event) if isinstance(event, dict) else None
+        found = from_raw(record)
+        if found is None and run_id is not None:
+            return from_text(record, run_id)
+        return found
+    if isinstance(event, dict):
+        return from_event(event)
+    return None if run_id is None else from_text(record, run_id)
+
+
+@functools.lru_cache(maxsize=8)
+def _text_pattern(run_id: str) -> re.Pattern[bytes]:
+    return re.compile(re.escape(run_id.encode()) + rb"[^0-9\n]{1,%d}?(\d{1,18})(?!\d)" % MAX_TEXT_GAP)
+
+
+def from_text(record: bytes, run_id: str) -> Trace | None:
+    """The trace of a text record: ``run_id``, a separator without digits, the seq."""
+    found = _text_pattern(run_id).search(record)
+    return None if found is None else Trace(run_id, int(found.group(1)), None)
 
 
 def from_raw(record: bytes) -> Trace | None:

@@ -15,10 +15,49 @@ import orjson
 import typer
 
 from producer.encoding import encoder_for
-from producer.events.registry import GENERATORS, build_generator
+from producer.events.registry import GENERATORS, GeneratorParams, build_generator
 from producer.profile.loading import resolve_profile
+from producer.templates.user import UserGenerator
 
 CHUNK = 1000  # events between clock reads; also how often the timestamp moves on, like a tick
+TEMPLATE = "template"
+# The `kind: template` generator `bench events` measures beside the built-ins (issue 26's
+# benchmark): 12 fields, 3 of them Faker providers, users from an entity pool of 10,000 in
+# sessions, a conditional amount, distributions, a uuid and a timestamp.
+BENCH_TEMPLATE: dict[str, object] = {
+    "kind": "template",
+    "entities": {
+        "user": {
+            "count": 10_000,
+            "fields": {
+                "user_id": {"sequence": 1, "format": "user_{:07d}"},
+                "country": {"faker": "country_code"},
+                "plan": {"choice": {"free": 80, "pro": 15, "business": 5}},
+            },
+        }
+    },
+    "sessions": {"entity": "user", "events": {"min": 1, "max": 12}, "concurrent": 200},
+    "fields": {
+        "event_id": {"uuid": True},
+        "user_id": {"entity": "user.user_id"},
+        "session_id": {"session": "id"},
+        "event_type": {"choice": {"page_view": 60, "add_to_cart": 25, "purchase": 15}},
+        "amount": {
+            "number": "lognormal",
+            "mu": 3.5,
+            "sigma": 0.8,
+            "round": 2,
+            "when": {"event_type": "purchase"},
+        },
+        "product_id": {"number": "zipf", "s": 1.1, "n": 5000, "format": "P{:06d}"},
+        "quantity": {"number": "uniform", "min": 1, "max": 5, "round": 0},
+        "timestamp": {"timestamp": "iso"},
+        "country": {"entity": "user.country"},
+        "ip": {"faker": "ipv4"},
+        "user_agent": {"faker": "user_agent"},
+        "referrer": {"choice": ["https://www.google.com/", "https://www.bing.com/", ""]},
+    },
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +75,9 @@ def measure(
 ) -> GeneratorResult:
     """Generate and encode for ``seconds``, ``repeat`` times; a warm-up run goes first."""
     weights = {g: 1.0 for g in GENERATORS} if name == "mix" else {name: 1.0}
+    params = GeneratorParams(templates={TEMPLATE: UserGenerator(TEMPLATE, "template", BENCH_TEMPLATE)})
     started = time.perf_counter()
-    generator = build_generator(weights, seed)
+    generator = build_generator(weights, seed, params)
     build_ms = (time.perf_counter() - started) * 1000
     encode = encoder_for("csv" if record_format == "csv" else "json")
     runs: list[float] = []
@@ -79,7 +119,10 @@ def startup_to_first_event(profile: str, repeat: int) -> list[float]:
 def bench_events(
     generator: Annotated[
         list[str] | None,
-        typer.Option(help="Generator to measure (repeatable): web, mobile, iot or mix. Default: all."),
+        typer.Option(
+            help="Generator to measure (repeatable): web, mobile, iot, mix or template (a 12-field "
+            "kind: template generator). Default: all."
+        ),
     ] = None,
     seconds: Annotated[float, typer.Option(min=0.05, help="Seconds per measurement.")] = 1.0,
     repeat: Annotated[int, typer.Option(min=1, help="Measurements per generator; the median counts.")] = 3,
@@ -89,10 +132,12 @@ def bench_events(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object instead of a table.")] = False,
 ) -> None:
     """Events/s per generator (one core, encoding included) and start-up time to the first event."""
-    names: Sequence[str] = generator or [*GENERATORS, "mix"]
+    names: Sequence[str] = generator or [*GENERATORS, "mix", TEMPLATE]
     for name in names:
-        if name not in GENERATORS and name != "mix":
-            raise typer.BadParameter(f"unknown generator {name!r}; choose from {', '.join(GENERATORS)}, mix")
+        if name not in GENERATORS and name not in ("mix", TEMPLATE):
+            raise typer.BadParameter(
+                f"unknown generator {name!r}; choose from {', '.join(GENERATORS)}, mix, {TEMPLATE}"
+            )
     if record_format not in ("json", "csv"):
         raise typer.BadParameter("--format must be json or csv")
     resolve_profile(startup_profile)  # fail fast with the usual message

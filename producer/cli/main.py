@@ -381,6 +381,7 @@ def run(
         pack_bytes=pack_bytes,
         profile_pack=loaded.pack,
         record_format=loaded.record_format,
+        text_sources=loaded.text_sources,
         profile_name=loaded.name,
     )
     streams = resolve(asked, run_target.kind is TargetKind.LOCAL, run_target.region, output_dir / STATE_DIR)

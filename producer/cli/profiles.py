@@ -10,9 +10,12 @@ from typing import Annotated
 import typer
 import yaml
 
-from producer.encoding import RecordEncoder, encode_json_line
+from producer.encoding import Encoder, RecordEncoder, encode_json_line
+from producer.errors import UsageError
 from producer.events.registry import build_generator
+from producer.generation import with_text_records
 from producer.profile.loading import ProfileError, resolve_profile, shipped_profiles
+from producer.templates.fakerpools import TemplateError
 
 EXIT_INVALID = 2
 
@@ -63,6 +66,49 @@ def validate_profiles(
         raise typer.Exit(EXIT_INVALID)
 
 
+def schema(
+    profile: Annotated[str, typer.Argument(help="Shipped profile name or a profile .yaml file.")],
+    schema_format: Annotated[
+        str, typer.Option("--format", help="glue (CloudFormation Columns: YAML) or json-schema.")
+    ] = "glue",
+    no_trace_fields: Annotated[
+        bool,
+        typer.Option(
+            "--no-trace-fields", help="Leave out run_id and seq (runs made with --no-trace-fields)."
+        ),
+    ] = False,
+) -> None:
+    """The profile's own events (its `kind: template`/`kind: kdg` generators in the mix) as
+    Glue table columns or a JSON Schema."""
+    import orjson
+
+    from producer.templates import schema as event_schema
+    from producer.templates.user import UserGenerator, field_types
+
+    if schema_format not in ("glue", "json-schema"):
+        raise UsageError(f"--format must be glue or json-schema, got {schema_format!r}")
+    loaded = resolve_profile(profile)
+    builtin = [name for name in loaded.mix if name not in loaded.generator_params.templates]
+    if builtin:
+        raise UsageError(
+            f"profile {loaded.name!r} mixes in built-in generator {builtin[0]!r}: its columns are the "
+            "shipped table's (deploy/pipeline.yaml); `profiles schema` describes kind: template and "
+            "kind: kdg generators"
+        )
+    try:
+        users = loaded.generator_params.templates
+        parts = {name: field_types(u) for name in loaded.mix if isinstance(u := users[name], UserGenerator)}
+        fields = event_schema.merge(parts, trace_fields=not no_trace_fields)
+    except TemplateError as exc:
+        raise UsageError(f"{loaded.path}: {exc}") from None
+    if schema_format == "glue":
+        typer.echo(event_schema.glue_columns(fields))
+    else:
+        typer.echo(
+            orjson.dumps(event_schema.json_schema(loaded.name, fields), option=orjson.OPT_INDENT_2).decode()
+        )
+
+
 def sample(
     profile: Annotated[
         str, typer.Option(help="Shipped profile name or a profile .yaml file.", envvar="LOADGEN_PROFILE")
@@ -83,12 +129,14 @@ def sample(
     """Events from a profile as JSON lines on stdout (pipe them to jq)."""
     loaded = resolve_profile(profile)
     generator = build_generator(loaded.mix, seed, loaded.generator_params)
-    encode = encode_json_line
+    encode: Encoder = encode_json_line
     if records:
         import random
 
         rng = random.Random(None if seed is None else f"malformed-{seed}")
         encode = RecordEncoder(loaded.record_format, loaded.malformed, rng).encode
+    if loaded.generator_params.templates:
+        encode = with_text_records(encode)  # a KDG text record prints as it is sent
     out = sys.stdout.buffer
     for _ in range(count):
         out.write(encode(generator.next_event(time.time())))
@@ -105,6 +153,7 @@ def register(app: typer.Typer) -> None:
     profiles.command("list")(list_profiles)
     profiles.command("show")(show_profile)
     profiles.command("validate")(validate_profiles)
+    profiles.command("schema")(schema)
     app.add_typer(profiles, name="profiles")
     app.command("sample")(sample)
 

@@ -6,6 +6,7 @@ import random
 import re
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
 Event = dict[str, Any]
@@ -22,6 +23,37 @@ class EventGenerator(Protocol):
     def next_event(self, now: float) -> Event:
         """One event stamped at wall-clock ``now`` (seconds since the epoch)."""
         ...
+
+
+class UserSource(Protocol):
+    """A generator a profile declares itself (``kind: template``/``kind: kdg``): its parts live
+    in producer/templates/, which builds it for a run; the registry only asks for it."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def text_records(self) -> bool: ...
+
+    def generator(self, seed: int | None) -> EventGenerator: ...
+
+
+# A text record (a KDG template of CSV or a log line) carries the trace as the run id, then a
+# separator of at most this many non-digits, then the seq: templates/kdg.py checks templates
+# against it and audit/trace.py reads records with it.
+MAX_TEXT_GAP = 24
+
+
+def parse_time(value: Any) -> float | None:
+    """ISO-8601 (``2026-01-01T00:00:00.123Z``) or Unix seconds/milliseconds to Unix seconds."""
+    if isinstance(value, str) and value:
+        try:
+            return datetime.fromisoformat(value).timestamp()
+        except ValueError:
+            return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value / 1000.0 if value > 1e11 else float(value)
+    return None
 
 
 class EventIds:

@@ -6,7 +6,7 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from producer.events.base import Event, EventGenerator
+from producer.events.base import Event, EventGenerator, UserSource
 from producer.events.catalog import Catalog, build_catalog
 from producer.events.iot import IotGenerator, IotParams
 from producer.events.mobile import MobileGenerator, MobileParams
@@ -21,6 +21,8 @@ class GeneratorParams:
     web: WebParams = field(default_factory=WebParams)
     mobile: MobileParams = field(default_factory=MobileParams)
     iot: IotParams = field(default_factory=IotParams)
+    # Generators the profile declares itself (`kind: template` or `kind: kdg`), by name.
+    templates: Mapping[str, UserSource] = field(default_factory=dict)
 
 
 Factory = Callable[[random.Random, Pools, Catalog, GeneratorParams], EventGenerator]
@@ -69,11 +71,16 @@ def build_generator(
     pools = build_pools(random.Random(rng.getrandbits(64)))
     catalog = build_catalog(random.Random(rng.getrandbits(64)))
     part_seeds = {name: rng.getrandbits(64) for name in GENERATORS}
-    parts = [
-        (GENERATORS[name](random.Random(part_seeds[name]), pools, catalog, params), w)
-        for name, w in weights.items()
-        if w > 0
-    ]
+    parts: list[tuple[EventGenerator, float]] = []
+    for name, w in weights.items():
+        if w <= 0:
+            continue
+        if name in GENERATORS:
+            parts.append((GENERATORS[name](random.Random(part_seeds[name]), pools, catalog, params), w))
+        elif name in params.templates:
+            parts.append((params.templates[name].generator(seed), w))
+        else:
+            raise ValueError(f"unknown generator {name!r}")
     if not parts:
         raise ValueError("at least one generator needs a weight > 0")
     if len(parts) == 1:

@@ -36,6 +36,9 @@ from producer.profile.schema import (
 )
 from producer.schedule import RateShape
 from producer.shipped import shipped_roots
+from producer.templates.fakerpools import TemplateError
+from producer.templates.user import UserGenerator, declared
+from producer.templates.user import build as build_user
 
 GENERATOR_NAMES: tuple[str, ...] = get_args(GeneratorName)
 
@@ -56,6 +59,21 @@ class Profile:
     pack: dict[str, int] = dataclasses.field(default_factory=dict)  # stream: target record bytes
     checks: tuple[str, ...] = ()  # as --check takes them; parsed by the run
 
+    @property
+    def text_sources(self) -> tuple[str, ...]:
+        """Generators in the mix whose records are text, not JSON (KDG CSV or free-form lines)."""
+        return tuple(
+            name
+            for name, user in self.generator_params.templates.items()
+            if name in self.mix and user.text_records
+        )
+
+    def _generators(self) -> dict[str, Any]:
+        """Built-in generators' parameters, then the profile's own generators as written."""
+        built_in = dataclasses.asdict(self.generator_params)
+        own = built_in.pop("templates")
+        return built_in | {name: dict(user["spec"]) for name, user in own.items()}
+
     def resolved(self) -> dict[str, Any]:
         """Every setting, defaults filled in, as plain data (``profiles show``)."""
         return {
@@ -63,7 +81,7 @@ class Profile:
             "description": self.description,
             "path": str(self.path),
             "mix": self.mix,
-            "generators": dataclasses.asdict(self.generator_params),
+            "generators": self._generators(),
             "rate": {"shape": self.rate_shape.text, "peak_events_per_s": self.rate},
             "duration_s": self.duration_s,
             "format": self.record_format,
@@ -120,11 +138,75 @@ def load_profile(path: Path) -> Profile:
         raise ProfileError([f"{path}: cannot read: {exc}"]) from None
     if not isinstance(raw, dict):
         raise ProfileError([f"{path}: a profile must be a mapping of fields, e.g. `mix: {{web: 1}}`"])
+    raw, users, problems = _split_generators(raw)
     try:
         spec = ProfileSpec.model_validate(raw)
     except ValidationError as exc:
-        raise ProfileError([f"{path}: {line}" for line in describe_errors(exc)]) from None
-    return build_profile(spec, path)
+        problems.extend(describe_errors(exc))
+        spec = None
+    problems.extend(_check_names(raw, users))
+    if problems:
+        raise ProfileError([f"{path}: {line}" for line in problems])
+    assert spec is not None
+    for user in users.values():
+        try:
+            build_user(user, 0, check=True)
+        except TemplateError as exc:
+            raise ProfileError([f"{path}: {exc}"]) from None
+    if spec.format == "csv":
+        json_users = [u.name for u in users.values() if u.name in spec.mix and not u.text_records]
+        if json_users:
+            raise ProfileError(
+                [
+                    f"{path}: format: csv: generator {json_users[0]!r} makes JSON events (CSV columns are "
+                    "the built-in events'); for CSV records give it `kind: kdg` with a CSV template, or use "
+                    "format: json"
+                ]
+            )
+    return build_profile(spec, path, users)
+
+
+def _split_generators(raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, UserGenerator], list[str]]:
+    """The profile without its own generators (pydantic checks the built-ins' parameters), the
+    generators it declares, and the problems with them."""
+    generators = raw.get("generators")
+    if not isinstance(generators, dict):
+        return raw, {}, []
+    users: dict[str, UserGenerator] = {}
+    problems: list[str] = []
+    for name, body in generators.items():
+        if name in GENERATOR_NAMES:
+            continue
+        try:
+            users[str(name)] = declared(str(name), body)
+        except TemplateError as exc:
+            problems.append(str(exc))
+    builtin = {k: v for k, v in generators.items() if k in GENERATOR_NAMES}
+    return {**raw, "generators": builtin}, users, problems
+
+
+def _allowed(users: dict[str, UserGenerator]) -> str:
+    names = [repr(n) for n in (*GENERATOR_NAMES, *users)]
+    return ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def _check_names(raw: dict[str, Any], users: dict[str, UserGenerator]) -> list[str]:
+    """Generator names in ``mix`` and ``routes`` that are neither built in nor declared."""
+    known = {*GENERATOR_NAMES, *users}
+    mix = raw.get("mix")
+    problems = [
+        f"mix.{name}: unknown generator {name!r}; allowed: {_allowed(users)}"
+        for name in (mix if isinstance(mix, dict) else {})
+        if name not in known
+    ]
+    routes = raw.get("routes")
+    for stream, sources in (routes if isinstance(routes, dict) else {}).items():
+        problems.extend(
+            f"routes.{stream}[{i}]: unknown generator {name!r}; allowed: {_allowed(users)}"
+            for i, name in enumerate(sources if isinstance(sources, list) else [])
+            if isinstance(name, str) and name not in known
+        )
+    return problems
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
@@ -137,7 +219,7 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 # ---- from the validated document to run objects ----
 
 
-def build_profile(spec: ProfileSpec, path: Path) -> Profile:
+def build_profile(spec: ProfileSpec, path: Path, users: dict[str, UserGenerator] | None = None) -> Profile:
     shape = build_shape(spec.rate)
     if not shape.peak > 0:
         raise ProfileError([f"{path}: rate: the shape never rises above 0 events per second"])
@@ -157,7 +239,7 @@ def build_profile(spec: ProfileSpec, path: Path) -> Profile:
         rate_shape=shape,
         duration_s=spec.duration,
         path=path,
-        generator_params=build_params(spec.generators),
+        generator_params=dataclasses.replace(build_params(spec.generators), templates=dict(users or {})),
         record_format=spec.format,
         malformed=MalformedSpec(share=spec.malformed.share, kinds=tuple(spec.malformed.kinds)),
         routes={stream: tuple(sources) for stream, sources in spec.routes.items()},

@@ -45,6 +45,7 @@ class Asked:
     pack_bytes: int = 5_000
     profile_pack: Mapping[str, int] = field(default_factory=dict)
     record_format: str = "json"
+    text_sources: tuple[str, ...] = ()  # the profile's generators that make text records (kind: kdg)
     profile_name: str = ""
 
 
@@ -125,6 +126,11 @@ def _pack(asked: Asked, names: tuple[str, ...]) -> dict[str, int]:
         raise UsageError(
             f"--pack needs JSON events (the transform splits JSON lines); profile {asked.profile_name!r} "
             f"makes {asked.record_format}"
+        )
+    if pack and asked.text_sources:
+        raise UsageError(
+            f"--pack needs JSON events (the transform splits JSON lines); generator "
+            f"{asked.text_sources[0]!r} of profile {asked.profile_name!r} makes text records"
         )
     return pack
 

@@ -5,10 +5,7 @@ and the S3 stream writes Parquet with the Glue table's columns."""
 from __future__ import annotations
 
 import io
-import select
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +17,12 @@ import pytest
 from producer.audit import objects
 from producer.aws.cloudformation import load_template
 from producer.errors import UsageError
-from producer.local.process import ready_url
 from producer.local.server import LocalOptions
 from producer.local.streams import stream_from_request
 from producer.local.template import streams_from_template, write_local_config
-from tests.helpers import REPO, ThreadedLocalFirehose, run_cli
+from tests.helpers import REPO, ThreadedLocalFirehose, parquet_rows, run_cli, start_local_serve
 
 SHIPPED = REPO / "deploy" / "pipeline.yaml"
-READY_DEADLINE_S = 60.0
 # Web shoppers who all buy, few sessions at a time: a 2 s run has purchases (the only events
 # with an amount) on both sides of the recipe's 100 threshold.
 BUYERS = """
@@ -126,12 +121,6 @@ def test_template_sandbox_writes_parquet_with_run_columns(tmp_path: Path) -> Non
     assert len(audited) == len(set(audited)) == 20
 
 
-def _parquet_rows(out: Path) -> list[dict[str, Any]]:
-    files = [p for p in (out / "realtime-data-bucket" / "raw-data").rglob("*") if p.is_file()]
-    assert files and all(p.read_bytes().startswith(b"PAR1") for p in files)
-    return [r for p in files for r in pq.read_table(p).to_pylist()]
-
-
 def _audit(out: Path, run_id: str) -> dict[str, Any]:
     audit = run_cli("audit", "--run-id", run_id, "--output-dir", str(out), "--json")
     assert audit.returncode == 0, audit.stdout + audit.stderr
@@ -155,7 +144,7 @@ def test_run_builds_the_embedded_firehose_from_the_shipped_template(tmp_path: Pa
     assert sorted(summary["streams"]) == ["tpl", "tpl-opensearch"]
     # The hints the audit checks objects against are the template's, with the override.
     assert summary["buffer_hints"]["tpl"] == {"interval_s": 7.0, "size_mib": 128}
-    rows = _parquet_rows(out)
+    rows = parquet_rows(out)
     assert {r["run_id"] for r in rows} == {run_id}
     assert sorted(r["seq"] for r in rows) == list(range(len(rows)))
     _check_recipe(rows)
@@ -165,28 +154,12 @@ def test_run_builds_the_embedded_firehose_from_the_shipped_template(tmp_path: Pa
     assert report["accepted"] == report["delivered_unique"] == len(rows) > 0
 
 
-def _start_serve(*options: str) -> tuple[subprocess.Popen[str], str]:
-    """`local serve OPTIONS`; its URL from the ready line, waited for with a generous deadline
-    (a loaded machine starts Python and pyarrow slowly) rather than forever."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "producer", "local", "serve", "--port", "0", *options],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], READY_DEADLINE_S)
-    url = ready_url(proc.stdout.readline()) if ready else None
-    if url is None:
-        proc.kill()
-        raise AssertionError(f"local serve not ready: {proc.communicate(timeout=30)[1]}")
-    return proc, url
-
-
 def test_serve_template_then_run_against_it(tmp_path: Path) -> None:
     # The issue's done-when: `local serve --template deploy/pipeline.yaml`, then a `run` against
     # it; the S3 stream's objects are Parquet rows with the trace fields and the recipe's
     # enrichment, and the audit balances. A --param visibly changes the served streams.
     out = tmp_path / "out"
-    proc, url = _start_serve(
+    proc, url = start_local_serve(
         "--output", str(out), "--template", str(SHIPPED), "--param", "StreamPrefix=served",
         "--param", "S3BufferIntervalSeconds=900",
     )  # fmt: skip
@@ -214,7 +187,7 @@ def test_serve_template_then_run_against_it(tmp_path: Path) -> None:
             proc.kill()
             proc.wait(30)
     run_id = orjson.loads((tmp_path / "s.json").read_bytes())["run_id"]
-    rows = _parquet_rows(out)
+    rows = parquet_rows(out)
     assert {r["run_id"] for r in rows} == {run_id}
     assert sorted(r["seq"] for r in rows) == list(range(len(rows)))
     assert all(r["event_id"] for r in rows)

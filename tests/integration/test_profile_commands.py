@@ -10,7 +10,7 @@ import yaml
 
 from tests.helpers import run_cli
 
-SHIPPED = ["diurnal", "flash-sale", "iot", "mixed", "mobile", "soak", "web"]
+SHIPPED = ["diurnal", "flash-sale", "iot", "mixed", "mobile", "recipe", "soak", "web"]
 INVALID = {
     "unknown-field": ("mix: {web: 1}\nrate: 100\nspeed: fast\n", "speed: unknown field; allowed:"),
     "wrong-type": (
@@ -127,12 +127,14 @@ def test_sample_records_apply_the_profiles_malformed_share(tmp_path: Path) -> No
 
 def test_bench_events_runs_and_reports_sane_fields() -> None:
     result = run_cli(
-        "bench", "events", "--generator", "web", "--generator", "iot", "--seconds", "0.05",
+        "bench", "events", "--generator", "web", "--generator", "iot", "--generator", "template",
+        "--seconds", "0.05",
         "--repeat", "1", "--json", "--startup-profile", "web",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     report = orjson.loads(result.stdout)
-    assert [g["generator"] for g in report["generators"]] == ["web", "iot"]
+    # The 12-field kind: template generator, measured in the same run as the built-ins.
+    assert [g["generator"] for g in report["generators"]] == ["web", "iot", "template"]
     for g in report["generators"]:
         assert g["events_per_s"] > 0 and len(g["runs"]) == 1
         assert g["us_per_event"] == pytest.approx(1e6 / g["events_per_s"])
@@ -144,3 +146,56 @@ def test_bench_refuses_an_unknown_generator() -> None:
     result = run_cli("bench", "events", "--generator", "toaster")
     assert result.returncode == 2
     assert "unknown generator 'toaster'" in _error_lines(result.stderr)[0]
+
+
+BAD_TEMPLATES = {
+    "provider": ("fields: {who: {faker: nmae}}", "unknown Faker provider 'nmae'; closest: name"),
+    "arguments": ("fields: {n: {faker: pyint, args: {maximum: 3}}}", "refused its arguments"),
+    "condition": (
+        "fields: {a: {const: 1, when: {b: 1}}}",
+        "the condition reads a field the event does not have",
+    ),
+    "cycle": ("fields: {a: {const: 1, when: {b: 1}}, b: {const: 1, when: {a: 1}}}", "a cycle of conditions"),
+    "size": (
+        "fields: {blob: {list: {const: " + "x" * 2000 + "}, count: 600}}",
+        "over Firehose's record limit",
+    ),
+}
+
+
+def test_bad_templates_are_one_line_and_exit_2_from_validate_run_sample_and_schema(tmp_path: Path) -> None:
+    files = []
+    for name, (body, _) in BAD_TEMPLATES.items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(f"mix: {{t: 1}}\ngenerators:\n  t:\n    kind: template\n    {body}\n")
+        files.append(path)
+    result = run_cli("profiles", "validate", *map(str, files))
+    assert result.returncode == 2
+    lines = _error_lines(result.stderr)
+    assert len(lines) == len(BAD_TEMPLATES)
+    for line, path, (_, expected) in zip(lines, files, BAD_TEMPLATES.values(), strict=True):
+        assert line.startswith(f"error: {path}: generators.t") and expected in line, line
+    for command in (
+        ["run", "--duration", "1s", "--profile"],
+        ["sample", "--profile"],
+        ["profiles", "schema"],
+    ):
+        result = run_cli(*command, str(files[0]))
+        assert result.returncode == 2, (command, result.stderr)
+        [line] = _error_lines(result.stderr)
+        assert "unknown Faker provider 'nmae'" in line
+
+
+def test_sample_and_schema_of_the_shipped_template_profile() -> None:
+    events = _sample("--profile", "recipe", "-n", "5", "--seed", "1")
+    assert len(events) == 5
+    for event in events:
+        assert {"event_id", "user_id", "event_type", "product_id", "timestamp"} <= set(event)
+        assert ("amount" in event) == (event["event_type"] == "purchase")
+    schema = run_cli("profiles", "schema", "recipe", "--format", "json-schema", "--no-trace-fields")
+    assert schema.returncode == 0, schema.stderr
+    document = orjson.loads(schema.stdout)
+    assert list(document["properties"]) == [
+        "event_id", "user_id", "event_type", "amount", "product_id", "timestamp", "source",
+    ]  # fmt: skip
+    assert "amount" not in document["required"] and document["properties"]["amount"] == {"type": "number"}

@@ -158,10 +158,12 @@ MAY_IMPORT: dict[str, set[str]] = {
     # The schedule check integrates the (steered) schedule as the pacer does (schedule.integrate).
     "telemetry": {"errors", "schedule"},
     "events": set(),
+    # templates/: users' own generators, compiled (events.base's protocols and trace contract).
+    "templates": _BASE | {"events", "firehose"},
     "encoding": {"events", "firehose"},
     "summary": {"errors", "telemetry", "checks"},
     "delivery": {"firehose", "telemetry"},
-    "profile": _BASE | {"encoding", "schedule", "events", "checks"},
+    "profile": _BASE | {"encoding", "schedule", "events", "checks", "templates"},
     "local": {"errors", "shipped", "pipeline", "aws", "firehose"},
     "streams": {"errors", "shipped", "pipeline", "firehose", "aws", "local"},
     # checks/ judges figures (pure); results/ stores and sums a run's shards.
@@ -169,9 +171,12 @@ MAY_IMPORT: dict[str, set[str]] = {
     "results": {"errors", "aws", "checks", "summary", "telemetry"},
     "config": {"sharding", "delivery", "profile", "checks", "results"},
     "console": {"config", "durations", "summary", "telemetry"},
-    "generation": {"config", "encoding", "schedule", "delivery", "events", "firehose"},
-    "audit": _BASE | {"pipeline", "summary", "aws", "delivery", "firehose", "local", "streams", "telemetry"},
-    "bench": {"errors", "encoding", "pipeline", "events", "firehose", "local", "profile", "telemetry"},
+    "generation": {"config", "encoding", "schedule", "delivery", "events", "firehose", "templates"},
+    "audit": _BASE
+    | {"pipeline", "summary", "aws", "delivery", "firehose", "local", "streams", "telemetry"}
+    | {"events"},
+    "bench": {"errors", "encoding", "pipeline", "events", "firehose", "local", "profile", "telemetry"}
+    | {"templates"},
     # control/ steers a running run: its schedule, its early end (runtime), its figures.
     "control": _BASE | {"aws", "runtime", "schedule", "telemetry"},
     "app": {"errors", "config", "console", "generation", "pipeline", "runtime", "schedule"}

@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from producer.audit import objects, trace
+from producer.events.base import parse_time
 
 
 def test_json_record_gives_run_seq_and_event_time() -> None:
@@ -59,7 +60,7 @@ def test_records_without_valid_trace_fields_are_untraced(body: object) -> None:
     ],
 )
 def test_parse_time(value: object, expected: float | None) -> None:
-    assert trace.parse_time(value) == expected
+    assert parse_time(value) == expected
 
 
 def test_objects_split_gzip_and_joined_records() -> None:
