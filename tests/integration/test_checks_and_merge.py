@@ -10,13 +10,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from moto.server import ThreadedMotoServer
 
 from producer import pipeline
 from producer.cli.main import main
@@ -202,22 +201,14 @@ def test_three_shards_merge_into_one_run_that_audits_clean_and_a_killed_shard_is
 
 
 @pytest.fixture
-def moto_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
+def moto_s3(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """moto's server (tests/conftest.py) with the results bucket, and S3 calls pointed at it."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_url)
     import botocore.session
 
-    s3 = botocore.session.get_session().create_client("s3", region_name="us-east-1", endpoint_url=endpoint)
+    s3 = botocore.session.get_session().create_client("s3", region_name="us-east-1", endpoint_url=moto_url)
     s3.create_bucket(Bucket="loadgen-results")
-    try:
-        yield endpoint
-    finally:
-        moto.stop()
+    return moto_url
 
 
 def test_through_s3_an_abort_in_one_shard_stops_the_other_and_merge_judges_the_run(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import gzip
 import io
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +18,6 @@ import pytest
 from aiobotocore.session import get_session
 from aiohttp import web
 from botocore.stub import ANY, Stubber
-from moto.server import ThreadedMotoServer
 
 from producer.audit import cloudwatch, objects
 from producer.audit.opensearch_source import read_opensearch
@@ -32,19 +31,6 @@ BUCKET = "audit-bucket"
 
 def _record(seq: int, run: str = RUN) -> bytes:
     return orjson.dumps({"run_id": run, "seq": seq, "timestamp": "2026-01-01T00:00:00.000Z"}) + b"\n"
-
-
-@pytest.fixture
-def moto_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 def test_stream_from_object_name() -> None:
