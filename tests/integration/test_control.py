@@ -355,7 +355,7 @@ async def test_the_page_steers_the_run_in_headless_chromium(
         assert await page.evaluate(achieved) <= 1000
         shot = await page.screenshot()
         assert shot.startswith(b"\x89PNG") and len(shot) > 20_000
-        if os.environ.get("LOADGEN_PAGE_SCREENSHOT"):  # how docs/control-page.png is made
+        if os.environ.get("LOADGEN_PAGE_SCREENSHOT"):  # how producer/control/page-screenshot.png is made
             await asyncio.to_thread(Path(os.environ["LOADGEN_PAGE_SCREENSHOT"]).write_bytes, shot)
         await page.evaluate(_click("stop"))
         await page.wait_for("document.getElementById('state').textContent === 'stopping'")
