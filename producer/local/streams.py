@@ -11,7 +11,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from producer.firehose import limits
 from producer.local import keys
@@ -459,19 +459,31 @@ def name_problem(name: Any, where: str = "deliveryStreamName") -> str | None:
     return None
 
 
+_T = TypeVar("_T")
+
+
+def destination_member(payload: dict[str, Any], suffix: str, known: dict[str, _T]) -> tuple[str, _T]:
+    """The one ``*DestinationConfiguration`` (Create) or ``*DestinationUpdate`` (Update) member
+    of a request, and what ``known`` holds for it; the service's error when there is not exactly
+    one, or it names a destination the local Firehose does not have."""
+    given = [key for key in payload if key.endswith(suffix)]
+    if len(given) != 1:
+        kind = "configuration" if suffix.endswith("Configuration") else "update"
+        raise InvalidArgument(f"Exactly one destination {kind} must be specified.")
+    key = given[0]
+    found = known.get(key)
+    if found is None:
+        raise InvalidArgument(f"{key} is not supported by the local Firehose.")
+    return key, found
+
+
 def stream_from_request(payload: dict[str, Any], region: str) -> LocalStream:
     """Build a stream from a CreateDeliveryStream request body, or raise the service's error."""
     name = validate_name(payload.get("DeliveryStreamName"))
     stream_type = payload.get("DeliveryStreamType", "DirectPut")
     if stream_type != "DirectPut":
         raise InvalidArgument(f"DeliveryStreamType {stream_type!r} is not supported here; use DirectPut.")
-    given = [key for key in payload if key.endswith("DestinationConfiguration")]
-    if len(given) != 1:
-        raise InvalidArgument("Exactly one destination configuration must be specified.")
-    key = given[0]
-    parse = _DESTINATIONS.get(key)
-    if parse is None:
-        raise InvalidArgument(f"{key} is not supported by the local Firehose.")
+    key, parse = destination_member(payload, "DestinationConfiguration", _DESTINATIONS)
     config = payload[key]
     for misplaced in ("ProcessingConfiguration", "DataFormatConversionConfiguration"):
         if key == "S3DestinationConfiguration" and isinstance(config, dict) and misplaced in config:

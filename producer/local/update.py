@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from producer.local.errors import ConcurrentModification, InvalidArgument, validation_errors
-from producer.local.streams import DESTINATION_ID, LocalStream, stream_from_request
+from producer.local.streams import DESTINATION_ID, LocalStream, destination_member, stream_from_request
 
 _S3_KEYS = ("ExtendedS3DestinationConfiguration", "S3DestinationConfiguration")
 _OPENSEARCH_KEYS = ("AmazonopensearchserviceDestinationConfiguration",)
@@ -63,13 +63,7 @@ def updated_stream(stream: LocalStream, payload: dict[str, Any], now: float | No
     """The stream as it is after the update in ``payload`` (an UpdateDestination body), or the
     service's error. ``stream`` itself is left unchanged."""
     version, destination_id = _required(payload)
-    given = [key for key in payload if key.endswith("DestinationUpdate")]
-    if len(given) != 1:
-        raise InvalidArgument("Exactly one destination update must be specified.")
-    key = given[0]
-    spec = _UPDATES.get(key)
-    if spec is None:
-        raise InvalidArgument(f"{key} is not supported by the local Firehose.")
+    key, spec = destination_member(payload, "DestinationUpdate", _UPDATES)
     families, renames, new_key = spec
     if stream.destination_key not in families:
         raise InvalidArgument(
